@@ -1,0 +1,1 @@
+"""Checkpoints that nasnet-app ships, with `manifest.json`."""

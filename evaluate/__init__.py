@@ -1,0 +1,1 @@
+"""Metrics, reports, plots and benchmarks (`nasnet_app.evaluate`)."""

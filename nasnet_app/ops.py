@@ -1,0 +1,259 @@
+"""The operations of a NASNet cell, one Keras layer per (block, side).
+
+Every operation maps its input to `filters` channels (projecting with a 1x1
+convolution where needed, as TF-Slim does), so any genotype composes. Each
+operation layer exposes its weighted sub-layers under stable keys
+(`sep1`, `bn1`, `proj_conv`, ...) for weight conversion.
+"""
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from nasnet_app.genotype import OPS
+
+STRIDED_POOL_PADDINGS = ("same", "zeros")
+
+
+def batch_norm(name, momentum, epsilon):
+    return layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)
+
+
+def conv(filters, kernel_size, name, strides=1, dilation_rate=1):
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        dilation_rate=dilation_rate,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
+    )
+
+
+def _same_padding(size, kernel, stride):
+    """TF's SAME padding amounts (before, after) for one spatial dimension."""
+    out = (size + stride - 1) // stride
+    total = tf.maximum((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def zero_pad_same(x, kernel, stride):
+    """Pads with zeros exactly where a SAME convolution would pad."""
+    shape = tf.shape(x)
+    top, bottom = _same_padding(shape[1], kernel, stride)
+    left, right = _same_padding(shape[2], kernel, stride)
+    return tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+
+
+@keras.saving.register_keras_serializable(package="nasnet_app")
+class Pool(layers.Layer):
+    """A 3x3 (5x5, 7x7) max or average pooling with a choice of border rule.
+
+    Args:
+        kind: `"max"` or `"avg"`.
+        pool_size: window size.
+        strides: 1 or 2.
+        padding: `"same"` (TF SAME: padded cells are ignored, as in TF-Slim) or
+            `"zeros"` (pad with zeros that enter the window, as
+            keras.applications does for its stride-2 reduction pools).
+    """
+
+    def __init__(self, kind, pool_size, strides=1, padding="same", **kwargs):
+        super().__init__(**kwargs)
+        if kind not in ("max", "avg"):
+            raise ValueError(f"`kind` must be 'max' or 'avg'. Received: kind={kind!r}")
+        if padding not in STRIDED_POOL_PADDINGS:
+            raise ValueError(f"`padding` must be 'same' or 'zeros'. Received: padding={padding!r}")
+        self.kind, self.pool_size, self.strides, self.padding = kind, pool_size, strides, padding
+
+    def call(self, x):
+        pool = tf.nn.max_pool2d if self.kind == "max" else tf.nn.avg_pool2d
+        if self.padding == "zeros":
+            x = zero_pad_same(x, self.pool_size, self.strides)
+            return pool(x, self.pool_size, self.strides, "VALID")
+        return pool(x, self.pool_size, self.strides, "SAME")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        out = [None if s is None else -(-s // self.strides) for s in (height, width)]
+        return (batch, out[0], out[1], channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            kind=self.kind, pool_size=self.pool_size, strides=self.strides, padding=self.padding
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nasnet_app")
+class Operation(layers.Layer):
+    """One operation of a block, mapping `in_channels` to `filters` channels.
+
+    Args:
+        op: a name from `nasnet_app.genotype.OPS`.
+        filters: output channels.
+        in_channels: channels of the input state.
+        strides: 2 for ops on a reduction cell's inputs, else 1.
+        strided_pool_padding: border rule of stride-2 pools (see `Pool`).
+        bn_momentum, bn_epsilon: BatchNormalization settings.
+    """
+
+    def __init__(
+        self,
+        op,
+        filters,
+        in_channels,
+        strides=1,
+        strided_pool_padding="same",
+        bn_momentum=0.9997,
+        bn_epsilon=1e-3,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if op not in OPS:
+            raise ValueError(f"`op` must be one of {', '.join(OPS)}. Received: op={op!r}")
+        self.op, self.filters, self.in_channels, self.strides = op, filters, in_channels, strides
+        self.strided_pool_padding = strided_pool_padding
+        self.bn_momentum, self.bn_epsilon = bn_momentum, bn_epsilon
+        self.relu_first = True
+        self.parts = self._make_parts()
+
+    def _bn(self, name):
+        return batch_norm(name, self.bn_momentum, self.bn_epsilon)
+
+    def _make_parts(self):
+        op, filters, strides = self.op, self.filters, self.strides
+        needs_projection = self.in_channels != filters
+        if op.startswith("sep_conv_"):
+            kernel = int(op[-1])
+            return {
+                "sep1": self._separable(kernel, strides, "sep1"),
+                "bn1": self._bn("bn1"),
+                "sep2": self._separable(kernel, 1, "sep2"),
+                "bn2": self._bn("bn2"),
+            }
+        if "pool" in op:
+            kind, size = op.split("_pool_")
+            padding = self.strided_pool_padding if strides > 1 else "same"
+            parts = {"pool": Pool(kind, int(size[0]), strides, padding, name="pool")}
+            if needs_projection:
+                parts.update(proj_conv=conv(filters, 1, "proj_conv"), proj_bn=self._bn("proj_bn"))
+            self.relu_first = False
+            return parts
+        if op == "identity":
+            if strides > 1 or needs_projection:
+                return {"proj_conv": conv(filters, 1, "proj_conv", strides), "proj_bn": self._bn("proj_bn")}
+            return {}
+        if op == "none":
+            return {}
+        if op == "dil_conv_3x3":
+            # TF cannot combine stride and dilation; subsample after a stride-1 conv.
+            return {"dil": self._separable(3, 1, "dil", dilation_rate=2), "bn": self._bn("bn")}
+        if op in ("conv_1x3_3x1", "conv_1x7_7x1"):
+            k = int(op[-1])
+            return {
+                "conv1": conv(filters, (1, k), "conv1", (1, strides)),
+                "conv2": conv(filters, (k, 1), "conv2", (strides, 1)),
+                "bn": self._bn("bn"),
+            }
+        k = int(op[-1])  # conv_1x1, conv_3x3
+        return {"conv": conv(filters, k, "conv", strides), "bn": self._bn("bn")}
+
+    def _separable(self, kernel, strides, name, dilation_rate=1):
+        return layers.SeparableConv2D(
+            self.filters,
+            kernel,
+            strides=strides,
+            padding="same",
+            dilation_rate=dilation_rate,
+            use_bias=False,
+            name=name,
+        )
+
+    def call(self, x, training=None):
+        if self.op == "none":
+            return self._zeros(x)
+        if self.op.startswith("sep_conv_"):
+            for index in ("1", "2"):
+                x = tf.nn.relu(x)
+                x = self.parts["sep" + index](x)
+                x = self.parts["bn" + index](x, training=training)
+            return x
+        if not self.parts:
+            return x
+        if self.relu_first:
+            x = tf.nn.relu(x)
+        for name, layer in self.parts.items():
+            if isinstance(layer, layers.BatchNormalization):
+                x = layer(x, training=training)
+            else:
+                x = layer(x)
+        if self.op == "dil_conv_3x3" and self.strides > 1:
+            x = x[:, :: self.strides, :: self.strides, :]
+        return x
+
+    def _zeros(self, x):
+        x = x[:, :: self.strides, :: self.strides, :1]
+        return tf.tile(tf.zeros_like(x), [1, 1, 1, self.filters])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            op=self.op,
+            filters=self.filters,
+            in_channels=self.in_channels,
+            strides=self.strides,
+            strided_pool_padding=self.strided_pool_padding,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nasnet_app")
+class FactorizedReduction(layers.Layer):
+    """Halves the spatial size with two shifted 1x1 paths (TF-Slim / keras.applications).
+
+    With `strides=1` it is a plain 1x1 convolution and BN (TF-Slim's
+    `factorized_reduction` at stride 1). `relu` applies ReLU first.
+    """
+
+    def __init__(self, filters, strides=2, relu=True, bn_momentum=0.9997, bn_epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.strides, self.relu = filters, strides, relu
+        self.bn_momentum, self.bn_epsilon = bn_momentum, bn_epsilon
+        bn = batch_norm("bn", bn_momentum, bn_epsilon)
+        if strides == 1:
+            self.parts = {"conv": conv(filters, 1, "conv"), "bn": bn}
+        else:
+            half = filters // 2
+            self.parts = {
+                "path1_conv": conv(half, 1, "path1_conv"),
+                "path2_conv": conv(filters - half, 1, "path2_conv"),
+                "bn": bn,
+            }
+
+    def call(self, x, training=None):
+        if self.relu:
+            x = tf.nn.relu(x)
+        if self.strides == 1:
+            return self.parts["bn"](self.parts["conv"](x), training=training)
+        s = self.strides
+        path1 = self.parts["path1_conv"](x[:, ::s, ::s, :])
+        shifted = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
+        path2 = self.parts["path2_conv"](shifted[:, ::s, ::s, :])
+        return self.parts["bn"](tf.concat([path1, path2], axis=-1), training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            strides=self.strides,
+            relu=self.relu,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
+        )
+        return config

@@ -1,0 +1,1 @@
+"""Cell search: spaces, controllers, evaluators and `CellSearch` (`nasnet_app.search`)."""

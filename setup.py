@@ -1,0 +1,60 @@
+"""nasnet-app: Neural Architecture Search and NASNet-A cells for Keras 3."""
+
+from setuptools import find_packages, setup
+
+# The repository keeps the design's top-level folders; they install under the
+# one `nasnet_app` namespace, never as generic top-level modules.
+SUBPACKAGES = {
+    "nasnet_app.zoo": "zoo",
+    "nasnet_app.search": "search",
+    "nasnet_app.evaluate": "evaluate",
+    "nasnet_app.checkpoints": "checkpoints",
+}
+
+
+def _packages():
+    packages = ["nasnet_app"] + [f"nasnet_app.{p}" for p in find_packages("nasnet_app")]
+    package_dir = {"nasnet_app": "nasnet_app"}
+    for name, folder in SUBPACKAGES.items():
+        packages.append(name)
+        package_dir[name] = folder
+        for sub in find_packages(folder):
+            packages.append(f"{name}.{sub}")
+            package_dir[f"{name}.{sub}"] = f"{folder}/{sub.replace('.', '/')}"
+    return packages, package_dir
+
+
+PACKAGES, PACKAGE_DIR = _packages()
+
+setup(
+    name="nasnet-app",
+    version="0.1.0",
+    description="Neural Architecture Search and NASNet-A networks for Keras 3 / TensorFlow",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    package_data={
+        "nasnet_app": ["data/*.json", "data/*.tar", "data/*.npz"],
+        "nasnet_app.checkpoints": ["*.json", "*.keras", "*.weights.h5", "*.png"],
+    },
+    include_package_data=True,
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.10,<4",
+        "tensorflow-datasets>=4.9",
+        "importlib-resources",
+        "tensorflow-hub>=0.16",
+        "tf-keras>=2.21,<2.22",
+        "matplotlib>=3.8",
+        "h5py>=3.10",
+        "pillow>=10",
+        "numpy",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "psutil"],
+        "distributed": ["ray[default]>=2.40"],
+    },
+    entry_points={"console_scripts": ["nasnet-app=nasnet_app.cli:main"]},
+)

@@ -1,0 +1,1 @@
+"""Pretrained presets, downloads and weight converters (`nasnet_app.zoo`)."""
