@@ -139,9 +139,7 @@ class Cell:
     def __post_init__(self):
         if isinstance(self.blocks, (str, bytes, dict)) or not hasattr(self.blocks, "__iter__"):
             _fail("blocks", "a list of blocks", self.blocks)
-        blocks = tuple(
-            Block.from_data(b, field=f"blocks[{i}]") for i, b in enumerate(self.blocks)
-        )
+        blocks = tuple(Block.from_data(b, field=f"blocks[{i}]") for i, b in enumerate(self.blocks))
         if not blocks:
             _fail("blocks", "a non-empty list of blocks", list(self.blocks))
         object.__setattr__(self, "blocks", blocks)

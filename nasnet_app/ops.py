@@ -145,7 +145,10 @@ class Operation(layers.Layer):
             return parts
         if op == "identity":
             if strides > 1 or needs_projection:
-                return {"proj_conv": conv(filters, 1, "proj_conv", strides), "proj_bn": self._bn("proj_bn")}
+                return {
+                    "proj_conv": conv(filters, 1, "proj_conv", strides),
+                    "proj_bn": self._bn("proj_bn"),
+                }
             return {}
         if op == "none":
             return {}
@@ -186,7 +189,7 @@ class Operation(layers.Layer):
             return x
         if self.relu_first:
             x = tf.nn.relu(x)
-        for name, layer in self.parts.items():
+        for layer in self.parts.values():
             if isinstance(layer, layers.BatchNormalization):
                 x = layer(x, training=training)
             else:
@@ -221,7 +224,9 @@ class FactorizedReduction(layers.Layer):
     `factorized_reduction` at stride 1). `relu` applies ReLU first.
     """
 
-    def __init__(self, filters, strides=2, relu=True, bn_momentum=0.9997, bn_epsilon=1e-3, **kwargs):
+    def __init__(
+        self, filters, strides=2, relu=True, bn_momentum=0.9997, bn_epsilon=1e-3, **kwargs
+    ):
         super().__init__(**kwargs)
         self.filters, self.strides, self.relu = filters, strides, relu
         self.bn_momentum, self.bn_epsilon = bn_momentum, bn_epsilon

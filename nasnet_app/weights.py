@@ -118,7 +118,10 @@ def read_legacy_h5(path):
             for raw in group.attrs["layer_names"]:
                 name = raw.decode() if isinstance(raw, bytes) else str(raw)
                 layer = group[name]
-                names = [n.decode() if isinstance(n, bytes) else str(n) for n in layer.attrs["weight_names"]]
+                names = [
+                    n.decode() if isinstance(n, bytes) else str(n)
+                    for n in layer.attrs["weight_names"]
+                ]
                 layers[name] = [(n, np.asarray(layer[n])) for n in names]
             return layers
     except WeightsError:

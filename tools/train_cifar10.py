@@ -150,7 +150,9 @@ def main():
                 np.savez(handle, tx=train_x, ty=train_y, vx=test_x, vy=test_y)
     if args.limit_train:
         train_x, train_y = train_x[: args.limit_train], train_y[: args.limit_train]
-    print(f"loaded {len(train_x)} train / {len(test_x)} test images in {time.time() - started:.0f}s")
+    print(
+        f"loaded {len(train_x)} train / {len(test_x)} test images in {time.time() - started:.0f}s"
+    )
     steps = len(train_x) // args.batch_size
     train = pipeline(train_x, train_y, args.batch_size, True, args.seed)
     test = pipeline(test_x, test_y, 250, False, args.seed)
