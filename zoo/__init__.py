@@ -1,1 +1,62 @@
-"""Pretrained presets, downloads and weight converters (`nasnet_app.zoo`)."""
+"""Pretrained presets, downloads, weight converters and TF-Hub export (`nasnet_app.zoo`).
+
+Example:
+
+>>> from nasnet_app import zoo
+>>> "nasnet_a_large_imagenet" in zoo.list_presets()
+True
+>>> model = zoo.load("nasnet_a_mobile_imagenet", weights="imagenet")  # doctest: +SKIP
+"""
+
+from nasnet_app.applications import register_weights_resolver
+from nasnet_app.zoo.api import (
+    application_weights,
+    build_model,
+    convert,
+    detect_format,
+    fetch_weights,
+    load,
+    load_classifier,
+    save_model,
+)
+from nasnet_app.zoo.presets import (
+    get_preset,
+    list_presets,
+    model_config,
+    preset_from_genotype,
+    register_preset,
+)
+from nasnet_app.zoo.slim import convert_slim, load_slim_checkpoint, slim_key
+
+register_weights_resolver("imagenet", application_weights)
+
+_HUB_NAMES = ("export_hub", "export_saved_model", "load_hub", "HubImageModule")
+
+
+def __getattr__(name):
+    # The hub module imports TensorFlow; load it only when it is used.
+    if name in _HUB_NAMES:
+        from nasnet_app.zoo import hub
+
+        return getattr(hub, name)
+    raise AttributeError(f"module 'nasnet_app.zoo' has no attribute {name!r}")
+
+
+__all__ = [
+    "build_model",
+    "convert",
+    "convert_slim",
+    "detect_format",
+    "fetch_weights",
+    "get_preset",
+    "list_presets",
+    "load",
+    "load_classifier",
+    "load_slim_checkpoint",
+    "model_config",
+    "preset_from_genotype",
+    "register_preset",
+    "save_model",
+    "slim_key",
+    *_HUB_NAMES,
+]

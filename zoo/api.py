@@ -1,0 +1,283 @@
+"""`load`, `convert`, `download` and `load_classifier`: presets and weight files into models.
+
+Weight files are recognised by their form, as the official sources ship them:
+
+* `.h5` / `.hdf5`: keras.applications legacy HDF5 weights
+  (`nasnet_app.weights.load_keras_h5`; the model pads stride-2 pools with zeros);
+* a TF-Slim checkpoint prefix, a folder holding one, or the official `.tar.gz`
+  archive (`nasnet_app.zoo.slim`; TF-Slim pool padding);
+* `.weights.h5`: weights saved by Keras 3 `model.save_weights`;
+* `.keras`: a whole saved model (`keras.models.load_model`).
+
+Example:
+
+>>> from nasnet_app import zoo
+>>> model = zoo.load("nasnet_a_mobile_imagenet", weights="imagenet")  # doctest: +SKIP
+>>> model = zoo.load("nasnet_a_mobile_imagenet", weights="model.ckpt")  # doctest: +SKIP
+"""
+
+import os
+
+from nasnet_app.io_utils import atomic_path
+from nasnet_app.zoo import download as downloads
+from nasnet_app.zoo import presets as registry
+from nasnet_app.zoo.slim import ARCHIVE_SUFFIXES, load_slim_checkpoint
+
+PRETRAINED = ("imagenet", "pretrained")
+APPLICATION_PRESETS = {"mobile": "nasnet_a_mobile_imagenet", "large": "nasnet_a_large_imagenet"}
+
+
+def detect_format(path):
+    """`"keras"`, `"weights_h5"`, `"keras_h5"` or `"slim"` for a local weight file or folder."""
+    path = os.fspath(path)
+    if path.endswith(".keras"):
+        return "keras"
+    if path.endswith(".weights.h5"):
+        return "weights_h5"
+    if path.endswith((".h5", ".hdf5")):
+        return "keras_h5"
+    if path.endswith(ARCHIVE_SUFFIXES) or os.path.isdir(path):
+        return "slim"
+    stripped = path.removesuffix(".index").removesuffix(".meta")
+    if os.path.exists(stripped + ".index") or ".data-0" in path:
+        return "slim"
+    raise ValueError(
+        "`weights` must be None, 'imagenet', a URL, or a path to a .h5, .weights.h5, .keras "
+        f"file, a TF-Slim checkpoint prefix or a .tar.gz archive. Received: weights={path!r}"
+    )
+
+
+def fetch_weights(preset, source=None, include_top=True, progress=True):
+    """Local path of a preset's weight file, downloading it into the cache if needed.
+
+    Args:
+        preset: a preset name or dict.
+        source: a key of `preset["weights"]` (`"keras"`, `"slim"`, ...); by
+            default the preset's `default_weights`.
+        include_top: pick the file with the classification layer, where the
+            source ships both.
+        progress: show a download progress bar.
+
+    Returns:
+        `(path, source)`.
+    """
+    preset = registry.get_preset(preset)
+    source = source or preset.get("default_weights")
+    if not source:
+        raise ValueError(
+            f"`weights` must be None or a path for preset {preset['name']!r}, "
+            "which names no pretrained weights."
+        )
+    entry = registry.source_file(preset, source, include_top)
+    if entry.get("path") and os.path.exists(entry["path"]):
+        _check_local_hash(entry)
+        return entry["path"], source
+    if not entry.get("url"):
+        raise FileNotFoundError(
+            f"Weights of preset {preset['name']!r} not found at {entry.get('path')}."
+        )
+    path = downloads.fetch(
+        entry["url"],
+        entry.get("file_name"),
+        md5=entry.get("md5"),
+        sha256=entry.get("sha256"),
+        progress=progress,
+    )
+    return path, source
+
+
+def application_weights(config_name, include_top):
+    """Resolver for `nasnet_app.NASNetMobile/NASNetLarge(weights="imagenet")`.
+
+    Returns the local path of the official keras.applications `.h5` file
+    (downloaded, hash-checked and cached on first use).
+    """
+    if config_name not in APPLICATION_PRESETS:
+        raise ValueError(
+            "`weights` must be None or a path to a file for this network: 'imagenet' weights "
+            f"exist for NASNetMobile and NASNetLarge. Received: weights='imagenet' for "
+            f"{config_name!r}"
+        )
+    path, _ = fetch_weights(APPLICATION_PRESETS[config_name], "keras", include_top)
+    return path
+
+
+def _check_local_hash(entry):
+    expected = entry.get("sha256")
+    if expected and downloads.file_hash(entry["path"]) != expected:
+        raise downloads.HashMismatchError(
+            f"{entry['path']} does not have the SHA-256 its manifest records ({expected}); "
+            "the file is damaged or was replaced."
+        )
+
+
+def _resolve_weights(preset, weights, source, include_top, progress):
+    """`(path, format, source)` for the `weights` argument, or `(None, None, None)`."""
+    if weights is None:
+        return None, None, None
+    if isinstance(weights, str) and weights in PRETRAINED:
+        path, source = fetch_weights(preset, source, include_top, progress)
+        return path, preset["weights"][source]["format"], source
+    if isinstance(weights, str) and "://" in weights:
+        path = downloads.fetch(weights, progress=progress)
+        return path, detect_format(path), None
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            f"`weights` must be None, 'imagenet', a URL or a path. Received: weights={weights!r}"
+        )
+    path = os.fspath(weights)
+    fmt = detect_format(path)
+    if fmt != "slim" and not os.path.exists(path):
+        raise FileNotFoundError(f"Weights file not found: {path}")
+    return path, fmt, None
+
+
+def _check_classes(preset, weights, include_top, overrides):
+    classes = overrides.get("classes", preset["classes"])
+    if weights is not None and include_top and classes != preset["classes"]:
+        raise ValueError(
+            f"`classes` must be {preset['classes']} (the classes of the weights of "
+            f"{preset['name']!r}) when loading weights with include_top=True. "
+            f"Received: classes={classes}"
+        )
+
+
+def build_model(preset, include_top=True, weights_format=None, **overrides):
+    """An untrained `NASNet` with a preset's configuration.
+
+    Args:
+        preset: a preset name or dict.
+        include_top: keep the classification layer.
+        weights_format: the weight format to be loaded (`"keras_h5"` or
+            `"slim"`); it sets the matching stride-2 pool padding unless
+            `strided_pool_padding` is given.
+        **overrides: other `nasnet_app.NASNet` arguments.
+    """
+    import nasnet_app
+
+    preset = registry.get_preset(preset)
+    config = registry.model_config(preset, include_top=include_top, **overrides)
+    padding = registry.SOURCE_PADDING.get(weights_format)
+    if padding is not None and "strided_pool_padding" not in overrides:
+        config["strided_pool_padding"] = padding
+    return nasnet_app.NASNet(**config)
+
+
+def load(
+    name,
+    weights=None,
+    include_top=True,
+    source=None,
+    include_background=False,
+    progress=True,
+    **overrides,
+):
+    """Builds a preset's model and loads weights into it.
+
+    Args:
+        name: a preset name (see `list_presets()`) or a preset dict.
+        weights: `None` (random initialisation), `"imagenet"` (the preset's
+            published weights, downloaded and cached), a URL, or a local file:
+            `.h5` (keras.applications), TF-Slim checkpoint prefix / folder /
+            `.tar.gz`, `.weights.h5`, or `.keras` (returned as saved).
+        include_top: keep the classification layer.
+        source: which published weights for `"imagenet"`: `"keras"` (default)
+            or `"slim"`.
+        include_background: with TF-Slim weights, keep the 1001-class head
+            (index 0 = background) instead of dropping the background class.
+        progress: show download progress.
+        **overrides: other `nasnet_app.NASNet` arguments (`input_shape`,
+            `pooling`, `classifier_activation`, `classes` without weights, ...).
+
+    Returns:
+        A `nasnet_app.NASNet` (or the saved model of a `.keras` file).
+
+    Example:
+
+    >>> from nasnet_app import zoo
+    >>> model = zoo.load("nasnet_a_mobile_imagenet", weights="imagenet", source="slim")  # doctest: +SKIP
+    """
+    preset = registry.get_preset(name)
+    path, fmt, source = _resolve_weights(preset, weights, source, include_top, progress)
+    if fmt == "keras":
+        import keras
+
+        return keras.models.load_model(path)
+    if include_background:
+        if fmt != "slim":
+            raise ValueError(
+                "`include_background` must be False unless TF-Slim weights are loaded. "
+                f"Received: include_background=True with weights={weights!r}"
+            )
+        overrides["classes"] = preset["classes"] + 1
+        preset = {**preset, "classes": preset["classes"] + 1}
+    _check_classes(preset, weights, include_top, overrides)
+    model = build_model(preset, include_top, fmt, **overrides)
+    _load_into(model, path, fmt)
+    return model
+
+
+def _load_into(model, path, fmt):
+    if fmt is None:
+        return
+    if fmt == "slim":
+        load_slim_checkpoint(model, path)
+    elif fmt == "keras_h5":
+        from nasnet_app.weights import load_keras_h5
+
+        load_keras_h5(model, path)
+    else:
+        model.load_weights(path)
+
+
+def save_model(model, out):
+    """Saves a model as a `.keras` file atomically and returns the path."""
+    out = os.fspath(out)
+    if not out.endswith(".keras"):
+        raise ValueError(f"`out` must end in .keras. Received: out={out!r}")
+    with atomic_path(out, suffix=".keras") as tmp:
+        model.save(tmp)
+    return out
+
+
+def convert(name, weights, out, include_top=True, **kwargs):
+    """Loads `weights` into the preset's model and saves it as a `.keras` file.
+
+    Args:
+        name: a preset name or dict.
+        weights: as in `load` (a file, URL or `"imagenet"`).
+        out: the `.keras` file to write (atomically).
+        include_top: keep the classification layer.
+        **kwargs: passed to `load` (`source`, `include_background`, ...).
+
+    Returns:
+        The path written.
+
+    Example:
+
+    >>> convert("nasnet_a_mobile_imagenet", "NASNet-mobile.h5", "mobile.keras")  # doctest: +SKIP
+    'mobile.keras'
+    """
+    if weights is None:
+        raise ValueError("`weights` must name the weights to convert. Received: weights=None")
+    return save_model(load(name, weights, include_top=include_top, **kwargs), out)
+
+
+def load_classifier(name, weights="imagenet", model=None, batch_size=32, **kwargs):
+    """An `ImageClassifier` for a preset (its preprocessing and labels).
+
+    Args:
+        name: a preset name or dict.
+        weights: as in `load` (ignored when `model` is given).
+        model: an already loaded model to use instead.
+        batch_size: images per model call.
+        **kwargs: passed to `load`.
+    """
+    from nasnet_app.classifier import ImageClassifier
+
+    preset = registry.get_preset(name)
+    if model is None:
+        model = load(preset, weights, **kwargs)
+    if kwargs.get("include_background"):
+        preset["label_offset"] = 1
+    return ImageClassifier(model, preset, batch_size=batch_size)
