@@ -53,7 +53,7 @@ setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "psutil"],
+        "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "psutil", "ray>=2.40"],
         "distributed": ["ray[default]>=2.40"],
     },
     entry_points={"console_scripts": ["nasnet-app=nasnet_app.cli:main"]},

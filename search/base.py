@@ -89,6 +89,13 @@ class SearchSpace:
         """
         raise NotImplementedError
 
+    def attention_keys(self):
+        """Optional: per decision, `None` or a key grouping anchor-point (skip) decisions.
+
+        The controller reads it with `getattr`; the default is no attention.
+        """
+        return [None] * len(self.decisions())
+
     def decode(self, actions):
         """Turns a list of integer actions into an architecture object."""
         raise NotImplementedError

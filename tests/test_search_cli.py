@@ -1,0 +1,165 @@
+"""Tests of `nasnet-app search` (search/cli.py)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nasnet_app.io_utils import read_jsonl
+from nasnet_app.search.cli import main
+
+TABLE = os.path.join(
+    os.path.dirname(__file__), "..", "..", "shared", "data", "nasbench201", "cifar10.csv"
+)
+needs_table = pytest.mark.skipif(not os.path.exists(TABLE), reason="NAS-Bench-201 table missing")
+
+
+def table_search(out, *extra):
+    return main(
+        [
+            "search",
+            "--space",
+            "nasbench201",
+            "--table",
+            TABLE,
+            "--out",
+            str(out),
+            "--verbose",
+            "0",
+            *extra,
+        ]
+    )
+
+
+@needs_table
+def test_table_search_writes_the_run_folder(tmp_path):
+    out = tmp_path / "run"
+    assert table_search(out, "--trials", "12", "--algorithm", "evolution", "--seed", "0") == 0
+    records = read_jsonl(out / "trials.jsonl")
+    assert [r["trial_id"] for r in records] == list(range(12))
+    assert all(r["genotype"].startswith("|") for r in records)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_reward"] == max(r["reward"] for r in records)
+    for name in ("progress.png", "best_cell.json", "best_cell.png", "cli_args.json"):
+        assert (out / name).exists(), name
+
+
+@needs_table
+def test_existing_run_is_refused_and_resume_continues_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert table_search(out, "--trials", "6", "--algorithm", "reinforce", "--batch-size", "3") == 0
+    before = (out / "trials.jsonl").read_bytes()
+    assert table_search(out, "--trials", "6", "--algorithm", "reinforce") == 2
+    assert "already holds a search run" in capsys.readouterr().err
+    assert (out / "trials.jsonl").read_bytes() == before
+    resumed = main(["search", "--out", str(out), "--resume", "--trials", "9", "--verbose", "0"])
+    assert resumed == 0
+    records = read_jsonl(out / "trials.jsonl")
+    assert [r["trial_id"] for r in records] == list(range(9))
+    assert (out / "trials.jsonl").read_bytes().startswith(before)
+    changed = main(["search", "--out", str(out), "--resume", "--space", "nasnet", "--trials", "9"])
+    assert changed == 2
+    assert "differs from the run's saved setting" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--space", "nasnet", "--table", TABLE, "--trials", "2"], "--table works with"),
+        (["--space", "nasbench201", "--data", "demo", "--trials", "2"], "needs --table"),
+        (["--space", "nasbench201", "--table", TABLE], "--trials is required"),
+        (["--space", "macro", "--trials", "2"], "give one of --data"),
+    ],
+)
+def test_bad_command_lines_are_refused_clearly(tmp_path, capsys, argv, message):
+    assert main(["search", "--out", str(tmp_path / "run"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "trials.jsonl").exists()
+
+
+def image_folder(root, classes=2, per_class=6, size=32):
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        folder = root / f"class_{c}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def run_cli(*argv, timeout=600):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "nasnet_app.search.cli", "search", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_child_training_search_from_an_image_folder(tmp_path):
+    data = image_folder(tmp_path / "images")
+    out = tmp_path / "run"
+    result = run_cli(
+        "--space",
+        "macro",
+        "--layers",
+        "1",
+        "--data",
+        str(data),
+        "--trials",
+        "2",
+        "--algorithm",
+        "random",
+        "--epochs",
+        "1",
+        "--child-batch-size",
+        "4",
+        "--val-fraction",
+        "0.25",
+        "--out",
+        str(out),
+        "--seed",
+        "3",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2/2" in result.stdout and "best" in result.stdout
+    records = read_jsonl(out / "trials.jsonl")
+    assert [r["status"] for r in records] == ["completed", "completed"], records
+    assert all(0.0 <= r["reward"] <= 1.0 for r in records)
+    assert json.loads((out / "best_cell.json").read_text())["space"] == "macro"
+
+
+@needs_table
+@pytest.mark.slow
+def test_table_search_on_two_local_workers(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(
+        "--space",
+        "nasbench201",
+        "--table",
+        TABLE,
+        "--trials",
+        "8",
+        "--algorithm",
+        "random",
+        "--workers",
+        "2",
+        "--threads-per-child",
+        "1",
+        "--out",
+        str(out),
+        "--verbose",
+        "0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = read_jsonl(out / "trials.jsonl")
+    assert len(records) == 8 and all(r["status"] == "completed" for r in records)
+    assert json.loads((out / "run.json").read_text())["executor"]["capacity"] == 2
