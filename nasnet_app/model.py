@@ -327,13 +327,14 @@ class NASNet(keras.Model):
         points["Logits" if self.classifier_activation is None else "Predictions"] = output
         return points
 
-    def compile(self, *args, jit_compile="auto", **kwargs):
-        # Keras' "auto" turns XLA on whenever layers allow it; on CPU, XLA made
-        # NASNet training about 10x slower in our measurements, so "auto" means
-        # XLA only when a GPU is visible.
-        if jit_compile == "auto" and not tf.config.list_logical_devices("GPU"):
-            jit_compile = False
-        super().compile(*args, jit_compile=jit_compile, **kwargs)
+    def _resolve_auto_jit_compile(self):
+        # Keras' jit_compile="auto" turns XLA on whenever layers allow it; on
+        # CPU, XLA made NASNet training about 10x slower in our measurements,
+        # so "auto" means XLA only when a GPU is visible. (A hook rather than a
+        # `compile` override, which would stop `.keras` files recompiling.)
+        if not tf.config.list_logical_devices("GPU"):
+            return False
+        return super()._resolve_auto_jit_compile()
 
     def train_step(self, data):
         if self.aux is None:

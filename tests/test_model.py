@@ -174,3 +174,13 @@ def test_trains_under_mirrored_strategy_on_two_logical_cpus():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK 2" in result.stdout
+
+
+def test_xla_off_by_default_on_cpu_and_keras_file_keeps_optimizer(tmp_path):
+    model = tiny()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    assert model.jit_compile is False  # no GPU here: "auto" must not pick XLA
+    model.fit(images(4), np.arange(4), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.compiled and int(loaded.optimizer.iterations.numpy()) == 1
