@@ -67,7 +67,9 @@ def evaluate_checkpoint(out):
         model, data.demo_cifar10(), os.path.join(out, "evaluation"), split="test",
         latency_repeats=3, model_name="nasnet_a_cifar10",
     )  # fmt: skip
-    print(f"   top-1 {report['top1']:.3f}, top-5 {report['top5']:.3f} on {report['images']} images")
+    print(
+        f"   top-1 {report['top1']:.3f}, top-5 {report['top5']:.3f} on {report['examples']} images"
+    )
     _done(started, *report["files"].values())
     return model
 
@@ -115,7 +117,7 @@ def classify_examples(model_path, out):
 
 
 def search_table(out, trials):
-    from nasnet_app.search.algorithms import Reinforce
+    from nasnet_app.search.algorithms import SMALL_BUDGET_SETTINGS, Reinforce
     from nasnet_app.search.callbacks import ProgressPlot
     from nasnet_app.search.cell_search import CellSearch
     from nasnet_app.search.spaces import NASBench201Space
@@ -128,7 +130,8 @@ def search_table(out, trials):
     with gzip.open(NASBENCH201_TABLE, "rb") as source, open(table, "wb") as target:
         shutil.copyfileobj(source, target)
     space = NASBench201Space()
-    search = CellSearch(space, Reinforce(space, seed=0), TabularEvaluator(table))
+    algorithm = Reinforce(space, seed=0, **SMALL_BUDGET_SETTINGS["reinforce"])
+    search = CellSearch(space, algorithm, TabularEvaluator(table))
     plot = os.path.join(run_dir, "progress.png")
     history = search.search(
         max_trials=trials, directory=run_dir, callbacks=[ProgressPlot(plot)], verbose=0
@@ -151,7 +154,7 @@ def search_children(out, trials):
     run_dir = os.path.join(out, "search_nasnet")
     shutil.rmtree(run_dir, ignore_errors=True)
     space = NASNetCellSpace(num_blocks=2)
-    trainer = ChildTrainer(num_blocks=1, filters=4, epochs=1, batch_size=64, steps_per_epoch=8)
+    trainer = ChildTrainer(num_blocks=1, filters=8, epochs=1, batch_size=64, steps_per_epoch=20)
     search = CellSearch(space, Reinforce(space, seed=0), trainer)
     exporter = BestCellExporter(run_dir, name="best_cell")
     history = search.search(

@@ -76,10 +76,13 @@ def main():
         "accuracy": {"top1": round(top1, 4), "top5": round(top5, 4), "test_images": len(test_x)},
         "parameters": int(model.count_params()),
         "trained": {
-            "command": "tools/train_cifar10.py " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in train_args.items()
+            "command": "tools/train_cifar10.py "
+            + " ".join(
+                f"--{k.replace('_', '-')} {v}"
+                for k, v in train_args.items()
                 if v is not None and k not in ("archive", "aux_head", "limit_train")
-            ) + ("" if train_args.get("aux_head") else " --no-aux-head"),
+            )
+            + ("" if train_args.get("aux_head") else " --no-aux-head"),
             "epochs_done": state["epochs_done"],
             "epochs_planned": train_args["epochs"],
             "history": state["history"],
