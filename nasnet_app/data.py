@@ -512,6 +512,10 @@ class ImageData:
 
         # Built eagerly, outside the traced per-epoch function.
         source = part.make_dataset() if isinstance(part, _StreamSplit) else part.element_fn()
+        if shuffle and isinstance(part, _StreamSplit):
+            # A streamed split cannot be reordered by a per-epoch tensor seed inside
+            # `flat_map`; it is shuffled once here and reshuffled on each iteration.
+            source = source.shuffle(min(part.count, 10_000), seed=seed, reshuffle_each_iteration=True)
 
         def one_epoch(epoch):
             examples = _ordered_examples(part, source, shuffle, seed, epoch)
@@ -553,11 +557,7 @@ def _ordered_examples(part, source, shuffle, seed, epoch):
     `source` is the stream of a `_StreamSplit`, else the split's `element_fn()`.
     """
     if isinstance(part, _StreamSplit):
-        stream = source
-        if shuffle:
-            stream_seed = _epoch_seed(seed, epoch)[0]
-            stream = stream.shuffle(min(part.count, 10_000), seed=stream_seed)
-        return stream.enumerate().map(lambda position, item: (position, item[0], item[1]))
+        return source.enumerate().map(lambda position, item: (position, item[0], item[1]))
     if shuffle:
         noise = tf.random.stateless_uniform([part.count], _epoch_seed(seed, epoch))
         order = tf.argsort(noise)

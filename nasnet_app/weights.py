@@ -130,7 +130,7 @@ def read_legacy_h5(path):
         raise WeightsError(f"Cannot read HDF5 weights file {path}: {error}") from None
 
 
-def keras_h5_to_arrays(layers, num_blocks):
+def keras_h5_to_arrays(layers, num_blocks, source="the weights file"):
     """Converts keras.applications NASNet-A weights into `{model key: array}`."""
     arrays, unknown = {}, []
     for layer_name, weights in layers.items():
@@ -142,8 +142,10 @@ def keras_h5_to_arrays(layers, num_blocks):
                 arrays[key] = value
     if unknown:
         raise WeightsError(
-            f"{len(unknown)} weights are not NASNet-A keras.applications weights, e.g. "
+            f"The weights in {source} do not fit a NASNet-A keras.applications model with "
+            f"{num_blocks} cells per stack: {len(unknown)} unexpected weights (first: "
             + ", ".join(unknown[:5])
+            + ")"
         )
     return arrays
 
@@ -187,7 +189,7 @@ def assign_weights(model, arrays, source, ignore_missing=()):
 
 def load_keras_h5(model, path):
     """Loads an official-format keras.applications NASNet `.h5` file into `model`."""
-    arrays = keras_h5_to_arrays(read_legacy_h5(path), model.num_blocks)
+    arrays = keras_h5_to_arrays(read_legacy_h5(path), model.num_blocks, path)
     if not model.include_top:  # a with-top file also serves a model without top
         arrays = {k: v for k, v in arrays.items() if not k.startswith("head/")}
     assign_weights(model, arrays, path, ignore_missing=("aux/",))
