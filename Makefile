@@ -30,6 +30,10 @@ format: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) evaluate/bench_model.py
+	$(PY) evaluate/bench_pipeline.py
+	$(PY) evaluate/bench_zoo.py
+	$(PY) evaluate/bench_search.py --seeds 20
+	$(PY) evaluate/bench_executors.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
