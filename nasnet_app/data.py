@@ -515,7 +515,9 @@ class ImageData:
         if shuffle and isinstance(part, _StreamSplit):
             # A streamed split cannot be reordered by a per-epoch tensor seed inside
             # `flat_map`; it is shuffled once here and reshuffled on each iteration.
-            source = source.shuffle(min(part.count, 10_000), seed=seed, reshuffle_each_iteration=True)
+            source = source.shuffle(
+                min(part.count, 10_000), seed=seed, reshuffle_each_iteration=True
+            )
 
         def one_epoch(epoch):
             examples = _ordered_examples(part, source, shuffle, seed, epoch)
