@@ -74,7 +74,12 @@ def main():
         "preprocessing": {"central_crop_fraction": 1.0, "scale": [-1, 1]},
         "dataset": "CIFAR-10 (50,000 training images; ../shared/data/cifar10-jpeg.tar.gz)",
         "accuracy": {"top1": round(top1, 4), "top5": round(top5, 4), "test_images": len(test_x)},
-        "parameters": int(model.count_params()),
+        "parameters": {
+            "include_top": int(model.count_params()),
+            "no_top": int(
+                model.count_params() - sum(np.prod(w.shape) for w in model.head_dense.weights)
+            ),
+        },
         "trained": {
             "command": "tools/train_cifar10.py "
             + " ".join(
