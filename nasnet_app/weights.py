@@ -66,17 +66,14 @@ def keras_cell_name(block_id, num_blocks):
     return f"cell_{index - skipped}"
 
 
-def keras_applications_key(layer_name, weight_name, num_blocks, adjust_is_projection=None):
+def keras_applications_key(layer_name, weight_name, num_blocks):
     """The model key of one keras.applications NASNet-A weight, or `None`.
 
     Args:
         layer_name: e.g. `separable_conv_1_normal_left1_0`.
         weight_name: e.g. `depthwise_kernel:0` or `depthwise_kernel`.
         num_blocks: normal cells per stack (4 for Mobile, 6 for Large).
-        adjust_is_projection: for `adjust_bn_*`, whether that cell adjusts its
-            previous input with a projection (`adjust/bn` either way).
     """
-    del adjust_is_projection  # both adjust kinds keep their BN under `adjust/bn`
     variable = weight_name.split("/")[-1].split(":")[0]
     if layer_name == "stem_conv1":
         return f"stem/conv/{variable}"
