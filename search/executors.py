@@ -115,7 +115,7 @@ def mark_failed(trial, error, details=None):
 class Executor:
     """Runs trials for `CellSearch`: submit pending ones, collect finished ones.
 
-    Subclasses implement `submit`, `collect` and `cancel_queued`; `capacity`
+    Subclasses implement `submit` and `collect`; `capacity`
     is how many children run at the same time.
     """
 
@@ -137,8 +137,13 @@ class Executor:
         raise NotImplementedError
 
     def cancel_queued(self):
-        """Drops the trials that have not started; returns their tickets."""
-        raise NotImplementedError
+        """Drops the trials that have not started; returns their tickets.
+
+        The executors here keep waiting `(ticket, trial)` pairs in `self._queue`.
+        """
+        tickets = [ticket for ticket, _ in self._queue]
+        self._queue.clear()
+        return tickets
 
     @property
     def num_pending(self):
@@ -176,11 +181,6 @@ class InProcessExecutor(Executor):
         ticket, trial = self._queue.popleft()
         finished = evaluate_trial(self.evaluator, trial, self.train_data, self.validation_data)
         return [(ticket, finished)]
-
-    def cancel_queued(self):
-        tickets = [ticket for ticket, _ in self._queue]
-        self._queue.clear()
-        return tickets
 
     @property
     def num_pending(self):
@@ -495,11 +495,6 @@ class LocalProcessExecutor(Executor):
         finished, self._finished = self._finished, []
         return finished
 
-    def cancel_queued(self):
-        tickets = [ticket for ticket, _ in self._queue]
-        self._queue.clear()
-        return tickets
-
     @property
     def num_pending(self):
         running = sum(w.job is not None for w in self._workers.values())
@@ -681,11 +676,6 @@ class RayExecutor(Executor):
                 finished.append((ticket, mark_failed(trial, f"{reason}: {describe_error(error)}")))
         self._dispatch()
         return finished
-
-    def cancel_queued(self):
-        tickets = [ticket for ticket, _ in self._queue]
-        self._queue.clear()
-        return tickets
 
     @property
     def num_pending(self):
