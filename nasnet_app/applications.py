@@ -5,58 +5,47 @@
 (stride-2 pools pad with zeros as keras.applications does; pass
 `strided_pool_padding="same"` for TF-Slim checkpoints). Unlike
 keras.applications they accept pretrained weights at any input size >= 32 px.
+The architectures come from `nasnet_app.presets`; `weights="imagenet"`
+fetches the official keras-applications file listed there (MD5-checked,
+cached, see `nasnet_app.download`).
 """
 
-import importlib
 import os
 
+from nasnet_app import download
 from nasnet_app.model import NASNet
+from nasnet_app.preprocessing import NASNetImageConverter
+from nasnet_app.presets import ARCHITECTURES, KERAS_WEIGHT_FILES
 from nasnet_app.weights import WeightsError, load_keras_h5
 
-# name -> callable(config_name, include_top) -> local file path. The zoo
-# registers "imagenet" (download, hash check, cache) when it is imported.
-WEIGHT_RESOLVERS = {}
-
-CONFIGS = {
-    "mobile": dict(
-        num_blocks=4, penultimate_filters=1056, stem="imagenet", stem_filters=32,
-        skip_reduction=False, default_size=224,
-    ),
-    "large": dict(
-        num_blocks=6, penultimate_filters=4032, stem="imagenet", stem_filters=96,
-        skip_reduction=True, default_size=331,
-    ),
-    "cifar": dict(
-        num_blocks=6, penultimate_filters=768, stem="cifar", stem_filters=96,
-        skip_reduction=False, default_size=32, drop_path_keep_prob=0.6, aux_head=True,
-        bn_momentum=0.9, bn_epsilon=1e-5,
-    ),
-}  # fmt: skip
+WEIGHTS_EXPECTATION = "None, 'imagenet' or a path to a file"
+# TF-Slim's inception evaluation: the central 87.5 %, resized (stretched) to the input size.
+IMAGENET_CROP_FRACTION = 0.875
 
 
-def register_weights_resolver(name, resolver):
-    """Lets `weights=name` resolve to a local file (the zoo registers "imagenet")."""
-    WEIGHT_RESOLVERS[name] = resolver
+def _weights_error(weights, detail=""):
+    return ValueError(
+        f"`weights` must be {WEIGHTS_EXPECTATION}. Received: weights={weights!r}{detail}"
+    )
 
 
-def _resolve_named_weights(name, config_name, include_top):
-    if name not in WEIGHT_RESOLVERS:
-        importlib.import_module("nasnet_app.zoo")  # registers its resolvers
-    if name not in WEIGHT_RESOLVERS:
+def imagenet_weights_path(config_name, include_top, progress=True):
+    """Local path of the official keras-applications `.h5` file (downloaded on first use)."""
+    if config_name not in KERAS_WEIGHT_FILES:
         raise ValueError(
-            f"`weights` must be None, 'imagenet' or a path to a file. Received: weights={name!r}"
+            "`weights` must be None or a path to a file for this network: 'imagenet' weights "
+            f"exist for NASNetMobile and NASNetLarge. Received: weights='imagenet' for "
+            f"{config_name!r}"
         )
-    return WEIGHT_RESOLVERS[name](config_name, include_top)
+    entry = KERAS_WEIGHT_FILES[config_name]["top" if include_top else "no_top"]
+    return download.fetch(entry.url, entry.file_name, md5=entry.md5, progress=progress)
 
 
 def load_weights_file(model, path):
     """Loads `.h5` (keras.applications format) or `.weights.h5` (Keras 3) into `model`."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ValueError(
-            f"`weights` must be None, 'imagenet' or a path to a file. Received: weights={path!r} "
-            "(no such file)"
-        )
+        raise _weights_error(path, " (no such file)")
     if path.endswith(".weights.h5"):
         model.load_weights(path)
     elif path.endswith((".h5", ".hdf5")):
@@ -70,32 +59,36 @@ def load_weights_file(model, path):
 
 def _build(config_name, weights, include_top, input_shape, pooling, classes,
            classifier_activation, **kwargs):  # fmt: skip
-    config = dict(CONFIGS[config_name])
-    size = config.pop("default_size")
+    architecture = ARCHITECTURES[config_name]
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(
-            f"`weights` must be None, 'imagenet' or a path to a file. Received: weights={weights!r}"
-        )
+        raise _weights_error(weights)
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(
             "`classes` must be 1000 when loading 'imagenet' weights with the top layer. "
             f"Received: classes={classes}"
         )
+    config = architecture.model_kwargs()
     if config_name != "cifar":
-        config.setdefault("strided_pool_padding", "zeros")
+        config["strided_pool_padding"] = "zeros"
+    if input_shape is not None:
+        config["input_shape"] = input_shape
+    size = architecture.default_size
+    if config_name != "cifar" and "preprocessor" not in kwargs:
+        kwargs["preprocessor"] = NASNetImageConverter(
+            (size, size), IMAGENET_CROP_FRACTION, resize="stretch", antialias=False,
+            name="preprocessor",
+        )  # fmt: skip
     config.update(kwargs)
     model = NASNet(
-        "nasnet_a",
         include_top=include_top,
-        input_shape=input_shape if input_shape is not None else (size, size, 3),
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
         name=f"nasnet_{config_name}",
         **config,
     )
-    if weights in WEIGHT_RESOLVERS or weights == "imagenet":
-        weights = _resolve_named_weights(weights, config_name, include_top)
+    if weights == "imagenet":
+        weights = imagenet_weights_path(config_name, include_top)
     if weights is not None:
         load_weights_file(model, weights)
     return model

@@ -17,6 +17,7 @@ import tensorflow as tf
 from keras import layers
 
 from nasnet_app.genotype import Cell as CellGenotype
+from nasnet_app.op_registry import get_op
 from nasnet_app.ops import FactorizedReduction, Operation, batch_norm, conv
 
 
@@ -73,6 +74,9 @@ class NASCell(layers.Layer):
         self.bn_momentum, self.bn_epsilon = bn_momentum, bn_epsilon
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # Set by the task around a training step (see NASNetBackbone.set_drop_path_progress):
+        # a functional graph cannot pass it as a call argument.
+        self.drop_path_progress = None
         self._make_layers()
 
     def _bn(self, name):
@@ -135,6 +139,8 @@ class NASCell(layers.Layer):
                 )
 
     def call(self, inputs, training=None, drop_path_progress=None):
+        if drop_path_progress is None:
+            drop_path_progress = self.drop_path_progress
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         x, prev = inputs[0], (inputs[1] if len(inputs) > 1 else None)
         h0 = self.base["bn"](self.base["conv"](tf.nn.relu(x)), training=training)
@@ -146,7 +152,7 @@ class NASCell(layers.Layer):
             outputs = []
             for side, index, op in zip(("left", "right"), block.inputs, block.ops):
                 y = sides[side](states[index], training=training)
-                if op != "identity":
+                if get_op(op).kind != "identity":
                     y = self._drop_path(y, training, drop_path_progress)
                 outputs.append(y)
             if block.combine == "add":

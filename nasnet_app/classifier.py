@@ -1,9 +1,10 @@
-"""`ImageClassifier`: preprocessing + model + labels, from arrays or image files.
+"""`ImageClassifier`: a model, its image converter and its labels, from arrays or image files.
 
-The preprocessing follows a preset dict (see `nasnet_app.zoo.presets`): crop
-the central fraction of the image, resize it (bilinear) to the model's input
-size and scale pixel values from [0, 255] to [-1, 1]. The ImageNet class index
-ships with the package; nothing is fetched at run time.
+The images are prepared by the model's own `NASNetImageConverter`
+(`model.preprocessor`, saved in its `.keras` file); for any other Keras model
+a converter is made from the preset's `preprocessing` record (crop fraction,
+resize mode, value range). The ImageNet class index ships with the package;
+nothing is fetched at run time.
 
 Example:
 
@@ -17,22 +18,17 @@ Example:
 (2, True)
 """
 
-import collections
 import functools
 import json
 import os
 
 import numpy as np
 
-IMAGENET_PREPROCESSING = {
-    "central_crop_fraction": 0.875,
-    "resize": "bilinear",
-    "scale": [-1.0, 1.0],
-}
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-CLASS_INDEX_PATH = os.path.join(os.path.dirname(__file__), "data", "imagenet_class_index.json")
+from nasnet_app.assets import asset_path
+from nasnet_app.image_classifier import Prediction, decode_predictions, softmax
+from nasnet_app.preprocessing import NASNetImageConverter, as_rgb_tensor
 
-Prediction = collections.namedtuple("Prediction", ["index", "wnid", "name", "probability"])
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 class ImageReadError(ValueError):
@@ -42,7 +38,7 @@ class ImageReadError(ValueError):
 @functools.lru_cache(maxsize=1)
 def imagenet_labels():
     """The 1000 ImageNet classes as `(wnid, name)` pairs, in keras.applications order."""
-    with open(CLASS_INDEX_PATH, encoding="utf-8") as handle:
+    with open(asset_path("imagenet_class_index.json"), encoding="utf-8") as handle:
         index = json.load(handle)
     return tuple(tuple(index[str(i)]) for i in range(len(index)))
 
@@ -82,50 +78,35 @@ def _to_rgb_array(image):
 
 def as_rgb(array):
     """An (H, W, 3) array from grayscale (H, W) / (H, W, 1) or RGBA (H, W, 4) pixels."""
-    array = np.asarray(array)
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise ValueError(
-            "`image` must have shape (height, width), (height, width, 1), (height, width, 3) "
-            f"or (height, width, 4). Received: image.shape={array.shape}"
-        )
-    if array.shape[-1] == 1:
-        return np.repeat(array, 3, axis=-1)
-    return array[..., :3]
+    return np.asarray(as_rgb_tensor(np.asarray(array)))
 
 
-def central_crop(image, fraction):
-    """The central `fraction` of an image, with the bounds of `tf.image.central_crop`."""
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(
-            f"`central_crop_fraction` must be in (0, 1]. Received: central_crop_fraction={fraction}"
-        )
-    height, width = image.shape[:2]
-    top = int((height - height * fraction) / 2)
-    left = int((width - width * fraction) / 2)
-    return image[top : height - top, left : width - left]
+def converter_for(model, preset=None):
+    """The model's own `NASNetImageConverter`, else one made from a preset's `preprocessing`."""
+    own = getattr(model, "preprocessor", None)
+    if isinstance(own, NASNetImageConverter):
+        return own
+    preset = preset or {}
+    size = preset.get("input_size") or _model_input_size(model)
+    settings = preset.get("preprocessing") or {}
+    return NASNetImageConverter(
+        image_size=size,
+        crop_fraction=settings.get("central_crop_fraction", 1.0),
+        resize=settings.get("resize", "crop"),
+        antialias=settings.get("antialias", True),
+        value_range=settings.get("scale", (-1.0, 1.0)),
+    )
 
 
-def preprocess(image, input_size, preprocessing=None):
-    """One image (pixel values in [0, 255]) to the model's input: crop, resize, scale.
-
-    Args:
-        image: array (H, W), (H, W, 1|3|4).
-        input_size: `(height, width)` of the model input.
-        preprocessing: dict with `central_crop_fraction` and `scale` (`[low, high]`).
-
-    Returns:
-        float32 array `(height, width, 3)`.
-    """
-    import tensorflow as tf
-
-    settings = {**IMAGENET_PREPROCESSING, **(preprocessing or {})}
-    image = central_crop(as_rgb(image).astype(np.float32), settings["central_crop_fraction"])
-    if tuple(image.shape[:2]) != tuple(input_size):
-        image = tf.image.resize(image, tuple(input_size), method="bilinear").numpy()
-    low, high = settings["scale"]
-    return (low + (high - low) * image / 255.0).astype(np.float32)
+def _model_input_size(model):
+    size = getattr(model, "image_size", None)
+    if size is None:
+        try:
+            shape = tuple(model.input_shape)[1:3]
+            size = shape if None not in shape else None
+        except (AttributeError, ValueError):
+            size = None
+    return tuple(size) if size else (224, 224)
 
 
 def _is_path(value):
@@ -148,21 +129,17 @@ def _image_list(images):
     )
 
 
-def _softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 class ImageClassifier:
-    """Classifies images with a model, its preset's preprocessing and its labels.
+    """Classifies images with a model, its image converter and its labels.
 
     Args:
-        model: a Keras model taking (N, H, W, 3) inputs scaled as the preset says.
+        model: a Keras model taking (N, H, W, 3) inputs prepared by its
+            converter (`model.preprocessor`) or as the preset says.
         preset: a preset dict (`nasnet_app.zoo.get_preset(...)`): gives the
-            input size, the preprocessing, the labels and the label offset.
-        labels: overrides the preset's: `"imagenet"`, a list of class names,
-            or a list of `(wnid, name)` pairs.
+            input size, the preprocessing, the labels and the label offset for
+            models that carry none of their own.
+        labels: overrides the model's class names and the preset's labels:
+            `"imagenet"`, a list of class names, or a list of `(wnid, name)` pairs.
         batch_size: images per model call.
 
     Example:
@@ -175,26 +152,17 @@ class ImageClassifier:
         self.model = model
         preset = preset or {}
         self.preset_name = preset.get("name")
-        self.input_size = tuple(preset.get("input_size") or self._model_input_size())
-        self.preprocessing = {**IMAGENET_PREPROCESSING, **(preset.get("preprocessing") or {})}
-        self.labels = self._resolve_labels(labels if labels is not None else preset.get("labels"))
+        self.converter = converter_for(model, preset)
+        self.input_size = self.converter.image_size
+        if labels is None:
+            labels = getattr(model, "class_names", None) or preset.get("labels")
+        self.labels = self._resolve_labels(labels)
         self.label_offset = preset.get("label_offset", 0)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(
                 f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
             )
         self.batch_size = batch_size
-
-    def _model_input_size(self):
-        shape = getattr(self.model, "_input_shape_arg", None)
-        if shape is None:
-            try:
-                shape = tuple(self.model.input_shape)[1:]
-            except (AttributeError, ValueError):
-                shape = None
-        if shape is None or shape[0] is None or shape[1] is None:
-            return (224, 224)
-        return (int(shape[0]), int(shape[1]))
 
     @staticmethod
     def _resolve_labels(labels):
@@ -210,16 +178,14 @@ class ImageClassifier:
 
     def preprocess(self, images):
         """Images (paths or arrays with values in [0, 255]) to one float32 batch."""
-        batch = []
-        for image in _image_list(images):
-            pixels = load_image(image) if _is_path(image) else image
-            batch.append(preprocess(pixels, self.input_size, self.preprocessing))
-        return np.stack(batch)
+        pixels = [load_image(image) if _is_path(image) else image for image in _image_list(images)]
+        return self.converter.convert_images(pixels)
 
     def _outputs_are_probabilities(self, outputs):
         activation = getattr(self.model, "classifier_activation", "unknown")
         if activation != "unknown":
-            return getattr(activation, "__name__", activation) == "softmax"
+            activation = getattr(activation, "__name__", activation)
+            return activation == "softmax"
         sums = outputs.sum(axis=-1)
         return bool(np.all(outputs >= 0) and np.allclose(sums, 1.0, atol=1e-3))
 
@@ -231,7 +197,7 @@ class ImageClassifier:
             batch = self.preprocess(items[start : start + self.batch_size])
             chunks.append(np.asarray(self.model(batch, training=False), dtype=np.float32))
         outputs = np.concatenate(chunks)
-        probabilities = outputs if self._outputs_are_probabilities(outputs) else _softmax(outputs)
+        probabilities = outputs if self._outputs_are_probabilities(outputs) else softmax(outputs)
         offset = self.label_offset
         if self.labels is not None and probabilities.shape[-1] == len(self.labels) + 1:
             offset = 1
@@ -239,31 +205,11 @@ class ImageClassifier:
 
     def decode(self, probabilities, top=5):
         """Top-`top` `Prediction(index, wnid, name, probability)` per row, most probable first."""
-        probabilities = np.asarray(probabilities)
-        if probabilities.ndim != 2:
-            raise ValueError(
-                "`probabilities` must have shape (N, classes). "
-                f"Received: probabilities.shape={probabilities.shape}"
-            )
-        if self.labels is not None and probabilities.shape[-1] != len(self.labels):
-            raise ValueError(
-                f"`probabilities` must have {len(self.labels)} columns, one per label. "
-                f"Received: probabilities.shape={probabilities.shape}"
-            )
-        if not isinstance(top, int) or top < 1:
-            raise ValueError(f"`top` must be a positive integer. Received: top={top!r}")
-        results = []
-        for row in probabilities:
-            order = np.argsort(-row, kind="stable")[:top]
-            results.append([self._prediction(int(i), float(row[i])) for i in order])
-        return results
-
-    def _prediction(self, index, probability):
-        if self.labels is None:
-            return Prediction(index, None, str(index), probability)
-        wnid, name = self.labels[index]
-        return Prediction(index, wnid, name, probability)
+        return decode_predictions(probabilities, self.labels, top)
 
     def classify(self, images, top=5):
         """`decode(predict(images), top)`."""
         return self.decode(self.predict(images), top=top)
+
+
+__all__ = ["ImageClassifier", "ImageReadError", "Prediction", "as_rgb", "load_image"]

@@ -12,7 +12,7 @@ that record.
 
 Example:
 
->>> from nasnet_app.zoo import download
+>>> from nasnet_app import download
 >>> path = download.fetch("https://example.org/w.h5", md5="...")  # doctest: +SKIP
 """
 

@@ -85,25 +85,6 @@ def test_missing_file_is_named(tmp_path):
         load_image(tmp_path / "nothing.png")
 
 
-def test_central_crop_matches_tensorflow():
-    import tensorflow as tf
-
-    image = np.arange(37 * 53 * 3, dtype=np.float32).reshape(37, 53, 3)
-    ours = clf.central_crop(image, 0.875)
-    theirs = tf.image.central_crop(image, 0.875).numpy()
-    np.testing.assert_array_equal(ours, theirs)
-
-
-def test_preprocess_crops_resizes_and_scales():
-    image = np.zeros((100, 100, 3), np.uint8)
-    image[:6] = 255  # a white band removed by the central crop (6 < 100 * 0.0625)
-    out = clf.preprocess(image, (32, 32), {"central_crop_fraction": 0.875, "scale": [-1, 1]})
-    assert out.shape == (32, 32, 3) and out.dtype == np.float32
-    np.testing.assert_allclose(out, -1.0)
-    white = clf.preprocess(np.full((10, 10), 255, np.uint8), (32, 32))
-    np.testing.assert_allclose(white, 1.0, atol=1e-6)
-
-
 def test_bad_array_shape_is_reported():
     with pytest.raises(ValueError, match="image.shape=\\(4, 4, 2\\)"):
         clf.as_rgb(np.zeros((4, 4, 2)))

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from nasnet_app.zoo import download
+from nasnet_app import download
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 MD5 = hashlib.md5(PAYLOAD).hexdigest()

@@ -8,9 +8,7 @@ True
 >>> model = zoo.load("nasnet_a_mobile_imagenet", weights="imagenet")  # doctest: +SKIP
 """
 
-from nasnet_app.applications import register_weights_resolver
 from nasnet_app.zoo.api import (
-    application_weights,
     build_model,
     convert,
     detect_format,
@@ -27,8 +25,6 @@ from nasnet_app.zoo.presets import (
     register_preset,
 )
 from nasnet_app.zoo.slim import convert_slim, load_slim_checkpoint, slim_key
-
-register_weights_resolver("imagenet", application_weights)
 
 _HUB_NAMES = ("export_hub", "export_saved_model", "load_hub", "HubImageModule")
 

@@ -19,12 +19,11 @@ Example:
 import os
 
 from nasnet_app.io_utils import atomic_path
-from nasnet_app.zoo import download as downloads
+from nasnet_app import download as downloads
 from nasnet_app.zoo import presets as registry
 from nasnet_app.zoo.slim import ARCHIVE_SUFFIXES, load_slim_checkpoint
 
 PRETRAINED = ("imagenet", "pretrained")
-APPLICATION_PRESETS = {"mobile": "nasnet_a_mobile_imagenet", "large": "nasnet_a_large_imagenet"}
 
 
 def detect_format(path):
@@ -84,22 +83,6 @@ def fetch_weights(preset, source=None, include_top=True, progress=True):
         progress=progress,
     )
     return path, source
-
-
-def application_weights(config_name, include_top):
-    """Resolver for `nasnet_app.NASNetMobile/NASNetLarge(weights="imagenet")`.
-
-    Returns the local path of the official keras.applications `.h5` file
-    (downloaded, hash-checked and cached on first use).
-    """
-    if config_name not in APPLICATION_PRESETS:
-        raise ValueError(
-            "`weights` must be None or a path to a file for this network: 'imagenet' weights "
-            f"exist for NASNetMobile and NASNetLarge. Received: weights='imagenet' for "
-            f"{config_name!r}"
-        )
-    path, _ = fetch_weights(APPLICATION_PRESETS[config_name], "keras", include_top)
-    return path
 
 
 def _check_local_hash(entry):

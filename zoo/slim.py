@@ -33,6 +33,7 @@ import re
 import numpy as np
 
 from nasnet_app.genotype import resolve_genotype
+from nasnet_app.op_registry import find_op
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -87,7 +88,7 @@ def _branch_key(rest, cell, genotype_cell):
     if separable:
         kind, size, layer = separable.groups()
         part = f"bn{layer}" if kind == "bn_sep" else f"sep{layer}"
-        return f"block{block}/{side}/sep_conv_{size}x{size}/{part}"
+        return f"block{block}/{side}/{find_op('sep_conv', int(size))}/{part}"
     if scope in ("1x1", "bn_1"):
         if block >= len(genotype_cell.blocks):
             raise UnknownSlimName(f"{cell} has no block {block} in this genotype")
@@ -312,7 +313,7 @@ def _prefix_in_folder(folder):
 
 
 def _extraction_folder(archive):
-    from nasnet_app.zoo.download import cache_dir, file_hash
+    from nasnet_app.download import cache_dir, file_hash
 
     stem = os.path.basename(archive)
     for suffix in ARCHIVE_SUFFIXES:
