@@ -3,7 +3,7 @@
 Nodes: the two cell inputs `h_{i}` (state 0, the previous cell's output) and
 `h_{i-1}` (state 1), one node per block labelled with its combine method
 (`add` / `concat`), and the output concatenation `h_{i+1}`. Edges into a block
-carry the name of the operation applied on that side.
+carry the label of the operation applied on that side (`OpSpec.label`).
 
 Example:
 
@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from nasnet_app.genotype import Cell, resolve_genotype
 from nasnet_app.io_utils import atomic_path
+from nasnet_app.op_registry import get_op
 
 INPUT_LABELS = {0: "$h_{i}$", 1: "$h_{i-1}$"}
 COLOURS = {"input": "#cfe2f3", "add": "#fff2cc", "concat": "#fce5cd", "output": "#d9ead3"}
@@ -129,10 +130,10 @@ def _node(ax, xy, text, kind):
     )
 
 
-def _op_label(ax, xy, op):
+def _op_label(ax, xy, op, raw=False):
     return ax.text(
         *xy,
-        op,
+        op if raw else get_op(op).label,
         ha="center",
         va="center",
         fontsize=7.5,
@@ -270,3 +271,142 @@ def draw_genotype(genotype, path):
     _draw_on(axes[1], genotype.reduction, f"{prefix}reduction cell")
     fig.tight_layout()
     return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- NAS-Bench-201
+
+NB201_POSITIONS = {0: (0.0, 0.0), 1: (1.0, 0.8), 2: (2.0, -0.8), 3: (3.0, 0.0)}
+
+
+def nasbench201_edges(arch):
+    """`[(source, target, op), ...]` of a NAS-Bench-201 arch string `|op~0|+|op~0|op~1|+...`."""
+    nodes = arch.split("+") if isinstance(arch, str) else ()
+    edges = []
+    for target, text in enumerate(nodes, start=1):
+        items = text[1:-1].split("|") if text.startswith("|") and text.endswith("|") else ()
+        for source, item in enumerate(items):
+            op, _, index = item.partition("~")
+            if not op or index != str(source):
+                break
+            edges.append((source, target, op))
+    if len(nodes) != 3 or len(edges) != 6:
+        raise ValueError(
+            "`arch` must be a NAS-Bench-201 arch string (3 nodes, |op~i| edges). "
+            f"Received: arch={arch!r}"
+        )
+    return edges
+
+
+def draw_nasbench201(arch, path, title=None):
+    """Draws a NAS-Bench-201 cell as its 4-node graph (one op per edge, `none` left out).
+
+    Example:
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "cell.png")
+    >>> draw_nasbench201("|nor_conv_3x3~0|+|skip_connect~0|none~1|"
+    ...                  "+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|", path) == path
+    True
+    """
+    edges = nasbench201_edges(arch)
+    path = _check_png_path(path)
+    fig = Figure(figsize=(6.4, 3.4))
+    ax = fig.add_subplot(1, 1, 1)
+    nodes = {
+        node: _node(ax, xy, f"node {node}", "input" if node == 0 else "add")
+        for node, xy in NB201_POSITIONS.items()
+    }
+    for source, target, op in edges:
+        if op == "none":
+            continue
+        (x0, y0), (x1, y1) = NB201_POSITIONS[source], NB201_POSITIONS[target]
+        _arrow(ax, nodes[source], nodes[target])
+        _op_label(ax, ((x0 + x1) / 2, (y0 + y1) / 2), op, raw=True)
+    ax.set_xlim(-0.5, 3.5)
+    ax.set_ylim(-1.3, 1.3)
+    ax.set_axis_off()
+    ax.set_title(title or "NAS-Bench-201 cell", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- macro networks
+
+
+def _macro_layers(architecture):
+    """Layer dicts of a macro architecture (a `MacroArchitecture`, or its dict form)."""
+    layers = architecture.get("layers") if isinstance(architecture, dict) else None
+    if layers is None:
+        layers = getattr(architecture, "layers", None)
+    if not layers:
+        raise ValueError(
+            "`architecture` must be a macro architecture with a `layers` list. "
+            f"Received: architecture={architecture!r}"
+        )
+    return [layer if isinstance(layer, dict) else layer.to_dict() for layer in layers]
+
+
+def _macro_label(layer):
+    stride = layer.get("stride", 1)
+    text = f"conv {layer['filter_height']}x{layer['filter_width']}\n{layer['filters']} filters"
+    return text + (f", /{stride}" if stride != 1 else "")
+
+
+def draw_macro(architecture, path, title=None):
+    """Draws a macro network (Zoph & Le 2017) as its layer graph: conv layers, skip inputs.
+
+    Each layer takes the concatenation of its `inputs` (the image when empty);
+    an edge from the layer just before is straight, a skip arcs above the row.
+    Layers no later layer consumes feed the classifier.
+
+    Example:
+
+    >>> import tempfile, os
+    >>> layers = [{"filter_height": 3, "filter_width": 3, "filters": 24, "inputs": []},
+    ...           {"filter_height": 5, "filter_width": 5, "filters": 36, "inputs": [0]},
+    ...           {"filter_height": 3, "filter_width": 1, "filters": 24, "inputs": [0, 1]}]
+    >>> out = os.path.join(tempfile.mkdtemp(), "macro.png")
+    >>> draw_macro({"layers": layers}, out) == out
+    True
+    """
+    layers = _macro_layers(architecture)
+    path = _check_png_path(path)
+    used = {j for layer in layers for j in layer.get("inputs", ())}
+    count = len(layers)
+    fig = Figure(figsize=(1.7 * (count + 2) + 0.5, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    nodes = {"image": _node(ax, (0.0, 0.0), "image", "input")}
+    for i, layer in enumerate(layers):
+        nodes[i] = _node(ax, (1.7 * (i + 1), 0.0), f"{i}: {_macro_label(layer)}", "add")
+    nodes["out"] = _node(ax, (1.7 * (count + 1), 0.0), "concat\nclassifier", "output")
+    for i, layer in enumerate(layers):
+        for j in layer.get("inputs") or ["image"]:
+            _curved_arrow(ax, nodes[j], nodes[i], span=i - (-1 if j == "image" else j))
+    for i in range(count):
+        if i not in used:
+            _curved_arrow(ax, nodes[i], nodes["out"], span=count - i, below=True)
+    ax.set_xlim(-0.8, 1.7 * (count + 1) + 0.8)
+    ax.set_ylim(-1.6, 1.6)
+    ax.set_axis_off()
+    ax.set_title(title or f"macro network, {count} layers", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _curved_arrow(ax, source, target, span, below=False):
+    """A straight arrow between neighbours; longer ones arc, the longer the higher."""
+    rad = 0.0 if span <= 1 else min(0.6, 0.15 + 0.08 * span) * (1 if below else -1)
+    ax.annotate(
+        "",
+        xy=target.get_position(),
+        xytext=source.get_position(),
+        zorder=2,
+        arrowprops={
+            "arrowstyle": "-|>",
+            "color": "#555555",
+            "lw": 1.0,
+            "connectionstyle": f"arc3,rad={rad}",
+            "patchA": source.get_bbox_patch(),
+            "patchB": target.get_bbox_patch(),
+        },
+    )

@@ -16,11 +16,12 @@ Example:
 (2, 3, 4, 5)
 """
 
-from nasnet_app.genotype import NASNET_A, SLIM_OP_NAMES, Block, Cell, Genotype
+from nasnet_app.genotype import NASNET_A, Block, Cell, Genotype
+from nasnet_app.op_registry import alias_names
 
-# tensorflow/tpu AmoebaNet specs also use `1x7_7x1` (1x7 then 7x1 conv, which
-# the TPU code wraps in a 1x1 bottleneck); TF-Slim NASNet never does.
-_TPU_OP_NAMES = {**SLIM_OP_NAMES, "1x7_7x1": "conv_1x7_7x1"}
+# tensorflow/tpu AmoebaNet specs use TF-Slim's names plus `1x7_7x1` (1x7 then
+# 7x1 conv, which the TPU code wraps in a 1x1 bottleneck).
+_TPU_OP_NAMES = alias_names("tpu")
 
 
 def _from_tpu_spec(operations, hiddenstate_indices, used_hiddenstates):
@@ -47,14 +48,7 @@ def _swap_inputs(index):
     return {0: 1, 1: 0}.get(index, index)
 
 
-_DARTS_OP_NAMES = {
-    "skip_connect": "identity",
-    "sep_conv_3x3": "sep_conv_3x3",
-    "sep_conv_5x5": "sep_conv_5x5",
-    "dil_conv_3x3": "dil_conv_3x3",
-    "max_pool_3x3": "max_pool_3x3",
-    "avg_pool_3x3": "avg_pool_3x3",
-}
+_DARTS_OP_NAMES = alias_names("darts")
 
 
 def _from_darts(pairs, concat):

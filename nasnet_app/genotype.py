@@ -27,40 +27,26 @@ import json
 import numbers
 import os
 
-# The one ordered list of operations. Its order is part of saved controller
-# state (a controller's softmax index i means OPS[i]); append, never reorder.
-OPS = (
-    "identity",
-    "conv_1x3_3x1",
-    "conv_1x7_7x1",
-    "dil_conv_3x3",
-    "avg_pool_3x3",
-    "max_pool_3x3",
-    "max_pool_5x5",
-    "max_pool_7x7",
-    "conv_1x1",
-    "conv_3x3",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "sep_conv_7x7",
-    "none",
-)
-# The 13 operations of the NASNet search space (Zoph et al., 2018, Sec. 3).
-# `none` (the zero operation of DARTS-style spaces) is not among them.
-NASNET_SEARCH_OPS = OPS[:13]
+from nasnet_app.op_registry import NASNET_SEARCH_OPS, OPS, alias_names
+
+# `OPS` (the ordered operation names, part of saved controller state) and
+# every operation's parameters are defined once, in `nasnet_app.op_registry`.
+__all__ = [
+    "COMBINES",
+    "FORMAT",
+    "NASNET_A",
+    "NASNET_SEARCH_OPS",
+    "OPS",
+    "SLIM_OP_NAMES",
+    "Block",
+    "Cell",
+    "Genotype",
+    "resolve_genotype",
+]
 COMBINES = ("add", "concat")
 
 # TF-Slim spells operations differently; `none` there is the identity.
-SLIM_OP_NAMES = {
-    "none": "identity",
-    "avg_pool_3x3": "avg_pool_3x3",
-    "max_pool_3x3": "max_pool_3x3",
-    "max_pool_5x5": "max_pool_5x5",
-    "max_pool_7x7": "max_pool_7x7",
-    "separable_3x3_2": "sep_conv_3x3",
-    "separable_5x5_2": "sep_conv_5x5",
-    "separable_7x7_2": "sep_conv_7x7",
-}
+SLIM_OP_NAMES = alias_names("slim")
 
 FORMAT = "nasnet_app.genotype/1"
 

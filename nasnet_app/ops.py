@@ -4,13 +4,16 @@ Every operation maps its input to `filters` channels (projecting with a 1x1
 convolution where needed, as TF-Slim does), so any genotype composes. Each
 operation layer exposes its weighted sub-layers under stable keys
 (`sep1`, `bn1`, `proj_conv`, ...) for weight conversion.
+
+What an operation is (its kind, kernel size, dilation, pool kind) comes from
+`nasnet_app.op_registry`; this module holds one builder per kind.
 """
 
 import keras
 import tensorflow as tf
 from keras import layers
 
-from nasnet_app.genotype import OPS
+from nasnet_app.op_registry import get_op
 
 STRIDED_POOL_PADDINGS = ("same", "zeros")
 
@@ -93,7 +96,7 @@ class Operation(layers.Layer):
     """One operation of a block, mapping `in_channels` to `filters` channels.
 
     Args:
-        op: a name from `nasnet_app.genotype.OPS`.
+        op: a name from `nasnet_app.op_registry.OPS`.
         filters: output channels.
         in_channels: channels of the input state.
         strides: 2 for ops on a reduction cell's inputs, else 1.
@@ -113,8 +116,7 @@ class Operation(layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if op not in OPS:
-            raise ValueError(f"`op` must be one of {', '.join(OPS)}. Received: op={op!r}")
+        self.op_spec = get_op(op)
         self.op, self.filters, self.in_channels, self.strides = op, filters, in_channels, strides
         self.strided_pool_padding = strided_pool_padding
         self.bn_momentum, self.bn_epsilon = bn_momentum, bn_epsilon
@@ -125,45 +127,58 @@ class Operation(layers.Layer):
         return batch_norm(name, self.bn_momentum, self.bn_epsilon)
 
     def _make_parts(self):
-        op, filters, strides = self.op, self.filters, self.strides
-        needs_projection = self.in_channels != filters
-        if op.startswith("sep_conv_"):
-            kernel = int(op[-1])
-            return {
-                "sep1": self._separable(kernel, strides, "sep1"),
-                "bn1": self._bn("bn1"),
-                "sep2": self._separable(kernel, 1, "sep2"),
-                "bn2": self._bn("bn2"),
-            }
-        if "pool" in op:
-            kind, size = op.split("_pool_")
-            padding = self.strided_pool_padding if strides > 1 else "same"
-            parts = {"pool": Pool(kind, int(size[0]), strides, padding, name="pool")}
-            if needs_projection:
-                parts.update(proj_conv=conv(filters, 1, "proj_conv"), proj_bn=self._bn("proj_bn"))
-            self.relu_first = False
-            return parts
-        if op == "identity":
-            if strides > 1 or needs_projection:
-                return {
-                    "proj_conv": conv(filters, 1, "proj_conv", strides),
-                    "proj_bn": self._bn("proj_bn"),
-                }
-            return {}
-        if op == "none":
-            return {}
-        if op == "dil_conv_3x3":
-            # TF cannot combine stride and dilation; subsample after a stride-1 conv.
-            return {"dil": self._separable(3, 1, "dil", dilation_rate=2), "bn": self._bn("bn")}
-        if op in ("conv_1x3_3x1", "conv_1x7_7x1"):
-            k = int(op[-1])
-            return {
-                "conv1": conv(filters, (1, k), "conv1", (1, strides)),
-                "conv2": conv(filters, (k, 1), "conv2", (strides, 1)),
-                "bn": self._bn("bn"),
-            }
-        k = int(op[-1])  # conv_1x1, conv_3x3
-        return {"conv": conv(filters, k, "conv", strides), "bn": self._bn("bn")}
+        return getattr(self, f"_make_{self.op_spec.kind}")()
+
+    def _projection(self, strides=1):
+        return {
+            "proj_conv": conv(self.filters, 1, "proj_conv", strides),
+            "proj_bn": self._bn("proj_bn"),
+        }
+
+    def _make_sep_conv(self):
+        kernel = self.op_spec.kernel_size
+        return {
+            "sep1": self._separable(kernel, self.strides, "sep1"),
+            "bn1": self._bn("bn1"),
+            "sep2": self._separable(kernel, 1, "sep2"),
+            "bn2": self._bn("bn2"),
+        }
+
+    def _make_pool(self):
+        padding = self.strided_pool_padding if self.strides > 1 else "same"
+        pool = Pool(self.op_spec.pool, self.op_spec.kernel_size, self.strides, padding, name="pool")
+        parts = {"pool": pool}
+        if self.in_channels != self.filters:
+            parts.update(self._projection())
+        self.relu_first = False
+        return parts
+
+    def _make_identity(self):
+        if self.strides > 1 or self.in_channels != self.filters:
+            return self._projection(self.strides)
+        return {}
+
+    def _make_none(self):
+        return {}
+
+    def _make_dil_conv(self):
+        # TF cannot combine stride and dilation; subsample after a stride-1 conv.
+        dil = self._separable(
+            self.op_spec.kernel_size, 1, "dil", dilation_rate=self.op_spec.dilation
+        )
+        return {"dil": dil, "bn": self._bn("bn")}
+
+    def _make_factorized_conv(self):
+        k, strides = self.op_spec.kernel_size, self.strides
+        return {
+            "conv1": conv(self.filters, (1, k), "conv1", (1, strides)),
+            "conv2": conv(self.filters, (k, 1), "conv2", (strides, 1)),
+            "bn": self._bn("bn"),
+        }
+
+    def _make_conv(self):
+        k = self.op_spec.kernel_size
+        return {"conv": conv(self.filters, k, "conv", self.strides), "bn": self._bn("bn")}
 
     def _separable(self, kernel, strides, name, dilation_rate=1):
         return layers.SeparableConv2D(
@@ -177,9 +192,10 @@ class Operation(layers.Layer):
         )
 
     def call(self, x, training=None):
-        if self.op == "none":
+        kind = self.op_spec.kind
+        if kind == "none":
             return self._zeros(x)
-        if self.op.startswith("sep_conv_"):
+        if kind == "sep_conv":
             for index in ("1", "2"):
                 x = tf.nn.relu(x)
                 x = self.parts["sep" + index](x)
@@ -194,7 +210,7 @@ class Operation(layers.Layer):
                 x = layer(x, training=training)
             else:
                 x = layer(x)
-        if self.op == "dil_conv_3x3" and self.strides > 1:
+        if kind == "dil_conv" and self.strides > 1:
             x = x[:, :: self.strides, :: self.strides, :]
         return x
 
