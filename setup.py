@@ -36,7 +36,7 @@ setup(
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
     package_data={
-        "nasnet_app": ["data/*.json", "data/*.tar", "data/*.csv.gz"],
+        "nasnet_app.assets": ["*.json", "*.tar", "*.csv.gz"],
         "nasnet_app.checkpoints": ["*.json", "*.keras", "*.weights.h5", "*.png"],
     },
     include_package_data=True,

@@ -1,4 +1,4 @@
-"""Regenerates `nasnet_app/data/cifar10_subset.tar`, the CIFAR-10 images bundled for the demo.
+"""Regenerates `nasnet_app/assets/cifar10_subset.tar`, the CIFAR-10 images bundled for the demo.
 
 From the full CIFAR-10 JPEG archive (`train/<class>/*.jpg`, `test/<class>/*.jpg`)
 it picks, per class, `--train` training and `--test` test images with a seeded
@@ -9,7 +9,7 @@ the same inputs always give a byte-identical file.
 Usage:
 
     python tools/make_cifar10_subset.py [--source ../shared/data/cifar10-jpeg.tar.gz]
-        [--out nasnet_app/data/cifar10_subset.tar] [--train 200] [--test 100] [--seed 0]
+        [--out nasnet_app/assets/cifar10_subset.tar] [--train 200] [--test 100] [--seed 0]
 """
 
 import argparse
@@ -25,7 +25,7 @@ from nasnet_app.io_utils import atomic_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SOURCE = os.path.join(ROOT, "..", "shared", "data", "cifar10-jpeg.tar.gz")
-DEFAULT_OUT = os.path.join(ROOT, "nasnet_app", "data", "cifar10_subset.tar")
+DEFAULT_OUT = os.path.join(ROOT, "nasnet_app", "assets", "cifar10_subset.tar")
 
 
 def read_members(source):

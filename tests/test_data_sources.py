@@ -1,4 +1,4 @@
-"""Tests of nasnet_app.data: sources, conversion to RGB, errors, deterministic pipelines."""
+"""Tests of nasnet_app.data.sources: folders, archives, CIFAR batches, TFDS, arrays, RGB conversion."""
 
 import io
 import os
@@ -12,28 +12,12 @@ import pytest
 from PIL import Image
 
 from nasnet_app import data
-from nasnet_app.classifier import ImageReadError
-
-SHARED_CIFAR = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10-jpeg.tar.gz"
-)
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _pattern(height, width, seed):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def _save(path, image, fmt, **kwargs):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    image.save(path, fmt, **kwargs)
-    return path
+from tests.data_helpers import REPO, SHARED_CIFAR, jpeg_tree, pattern, save, tar_tree
 
 
 def _mixed_formats(folder):
     """One file per (format, mode) the loader must convert; returns {path: expected RGB}."""
-    base = Image.fromarray(_pattern(32, 32, 0))
+    base = Image.fromarray(pattern(32, 32, 0))
     palette = base.convert("P")
     cases = {
         "rgb.png": (base, "PNG"),
@@ -48,18 +32,9 @@ def _mixed_formats(folder):
     }
     expected = {}
     for name, (image, fmt, *extra) in cases.items():
-        path = _save(os.path.join(folder, name), image, fmt, **(extra[0] if extra else {}))
+        path = save(os.path.join(folder, name), image, fmt, **(extra[0] if extra else {}))
         expected[path] = np.asarray(Image.open(path).convert("RGB"))
     return expected
-
-
-def _folder(root, layout, size=32):
-    """Writes `{relative dir: count}` JPEGs; returns root."""
-    for index, (relative, count) in enumerate(layout.items()):
-        for i in range(count):
-            image = Image.fromarray(_pattern(size, size, 100 * index + i))
-            _save(os.path.join(root, relative, f"{i:03d}.jpg"), image, "JPEG", quality=95)
-    return str(root)
 
 
 def test_folder_converts_every_format_and_mode_to_rgb(tmp_path):
@@ -73,9 +48,9 @@ def test_folder_converts_every_format_and_mode_to_rgb(tmp_path):
 
 
 def test_cmyk_and_grayscale_jpeg_are_rgb(tmp_path):
-    base = Image.fromarray(_pattern(32, 32, 1))
-    _save(str(tmp_path / "x" / "cmyk.jpg"), base.convert("CMYK"), "JPEG", quality=95)
-    _save(str(tmp_path / "y" / "gray.jpg"), base.convert("L"), "JPEG", quality=95)
+    base = Image.fromarray(pattern(32, 32, 1))
+    save(str(tmp_path / "x" / "cmyk.jpg"), base.convert("CMYK"), "JPEG", quality=95)
+    save(str(tmp_path / "y" / "gray.jpg"), base.convert("L"), "JPEG", quality=95)
     ds = data.from_folder(tmp_path)
     images = next(iter(ds.dataset("train", batch_size=2, value_range=None)))[0].numpy()
     for image, name in zip(images, ds.split("train").names, strict=True):
@@ -85,56 +60,8 @@ def test_cmyk_and_grayscale_jpeg_are_rgb(tmp_path):
     np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
 
 
-def test_images_of_other_sizes_are_resized_keeping_the_aspect_ratio(tmp_path):
-    wide = np.zeros((40, 80, 3), np.uint8)
-    wide[:, 20:60] = 255  # the white centre half fills the crop
-    _save(str(tmp_path / "a" / "wide.png"), Image.fromarray(wide), "PNG")
-    _save(str(tmp_path / "b" / "small.png"), Image.fromarray(_pattern(20, 20, 2)), "PNG")
-    ds = data.from_folder(tmp_path, image_size=(32, 32))
-    images = next(iter(ds.dataset("train", batch_size=2, value_range=None)))[0].numpy()
-    assert images.shape == (2, 32, 32, 3)
-    assert images[0, :, 4:28].min() > 250
-    assert ds.info.image_size == (32, 32)
-
-
-def test_splits_counts_and_info(tmp_path):
-    layout = {
-        "train/cat": 3,
-        "train/dog": 2,
-        "val/cat": 1,
-        "val/dog": 1,
-        "test/cat": 2,
-        "test/dog": 1,
-    }
-    ds = data.load(_folder(tmp_path, layout))
-    assert ds.class_names == ("cat", "dog")
-    assert ds.info.counts == {"train": 5, "val": 2, "test": 3}
-    assert ds.info.class_counts["train"] == (3, 2)
-    assert ds.info.to_dict()["image_size"] == [32, 32]
-    assert ds.evaluation_split == "test"
-    assert ds.labels("train").tolist() == [0, 0, 0, 1, 1]
-
-
-def test_validation_fraction_is_stratified_disjoint_and_seeded(tmp_path):
-    ds = data.from_folder(_folder(tmp_path, {"a": 10, "b": 20}), val_fraction=0.2, seed=3)
-    train, val = ds.split("train"), ds.split("val")
-    assert ds.info.class_counts == {"train": (8, 16), "val": (2, 4)}
-    assert not set(train.names) & set(val.names)
-    assert len(set(train.names) | set(val.names)) == 30
-    again = data.from_folder(str(tmp_path), val_fraction=0.2, seed=3)
-    other = data.from_folder(str(tmp_path), val_fraction=0.2, seed=4)
-    assert again.split("val").names == val.names
-    assert other.split("val").names != val.names
-
-
-def test_val_fraction_with_existing_val_split_is_rejected(tmp_path):
-    root = _folder(tmp_path, {"train/a": 2, "val/a": 1})
-    with pytest.raises(ValueError, match="already has a 'val' split"):
-        data.from_folder(root, val_fraction=0.5)
-
-
 def test_empty_class_folder_is_named(tmp_path):
-    root = _folder(tmp_path, {"a": 2})
+    root = jpeg_tree(tmp_path, {"a": 2})
     os.makedirs(tmp_path / "b")
     (tmp_path / "b" / "notes.txt").write_text("not an image")
     with pytest.raises(ValueError, match=f"`{root}/b` contains no images"):
@@ -148,52 +75,11 @@ def test_folder_without_class_folders(tmp_path):
         data.load(tmp_path / "missing")
 
 
-def test_unreadable_image_is_named(tmp_path):
-    root = _folder(tmp_path, {"a": 1, "b": 1})
-    bad = tmp_path / "b" / "broken.jpg"
-    bad.write_bytes(b"this is not a jpeg")
-    with pytest.raises(ImageReadError, match="broken.jpg"):
-        data.from_folder(root)
-
-
-def test_truncated_image_fails_in_the_pipeline_and_check_names_it(tmp_path):
-    root = _folder(tmp_path, {"a": 1, "b": 1})
-    good = (tmp_path / "b" / "000.jpg").read_bytes()
-    (tmp_path / "b" / "cut.jpg").write_bytes(good[: len(good) // 2])
-    ds = data.from_folder(root)  # the header is intact
-    import tensorflow as tf
-
-    with pytest.raises(tf.errors.InvalidArgumentError):
-        list(ds.dataset("train", batch_size=4))
-    with pytest.raises(ImageReadError, match="cut.jpg"):
-        ds.check_images()
-    with pytest.raises(ImageReadError, match="cut.jpg"):
-        data.from_folder(root, validate="full")
-
-
-def test_inconsistent_classes_across_splits_are_named(tmp_path):
-    root = _folder(tmp_path, {"train/cat": 1, "train/dog": 1, "test/cat": 1, "test/cow": 1})
-    with pytest.raises(ValueError, match=r"`.*/test` differ .*missing dog; extra cow"):
-        data.from_folder(root)
-
-
-def test_split_folders_mixed_with_class_folders(tmp_path):
-    root = _folder(tmp_path, {"train/cat": 1, "dog": 1})
-    with pytest.raises(ValueError, match="mixes split folders"):
-        data.from_folder(root)
-
-
-def _tar_tree(folder, archive, wrapper):
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(folder, arcname=wrapper)
-    return str(archive)
-
-
 def test_tar_archive_matches_the_extracted_folder(tmp_path):
-    root = _folder(
+    root = jpeg_tree(
         tmp_path / "tree", {"train/cat": 2, "train/dog": 2, "test/cat": 1, "test/dog": 1}
     )
-    archive = _tar_tree(root, tmp_path / "tree.tar.gz", "cifar-like")
+    archive = tar_tree(root, tmp_path / "tree.tar.gz", "cifar-like")
     from_tar, from_folder = data.load(archive), data.load(root)
     assert from_tar.info.counts == from_folder.info.counts == {"train": 4, "test": 2}
     assert from_tar.source_name("test", 0) == f"{archive}:cifar-like/test/cat/000.jpg"
@@ -226,8 +112,8 @@ def test_demo_subset_is_real_cifar10():
 
 
 def test_subset_tool_is_deterministic(tmp_path):
-    source = _folder(tmp_path / "full", {f"{s}/{c}": 4 for s in ("train", "test") for c in "xyz"})
-    archive = _tar_tree(source, tmp_path / "full.tar.gz", ".")
+    source = jpeg_tree(tmp_path / "full", {f"{s}/{c}": 4 for s in ("train", "test") for c in "xyz"})
+    archive = tar_tree(source, tmp_path / "full.tar.gz", ".")
     outs = [tmp_path / "one.tar", tmp_path / "two.tar"]
     for out in outs:
         command = [sys.executable, os.path.join(REPO, "tools", "make_cifar10_subset.py")]
@@ -268,7 +154,7 @@ def test_cifar_python_batches_folder_and_archive(tmp_path):
     first = ds.images("train", [0])[0]
     np.testing.assert_array_equal(first, batches["data_batch_1"][0][0])
     assert ds.labels("test").tolist() == batches["test_batch"][1].tolist()
-    archive = _tar_tree(folder, tmp_path / "cifar-10-python.tar.gz", "cifar-10-batches-py")
+    archive = tar_tree(folder, tmp_path / "cifar-10-python.tar.gz", "cifar-10-batches-py")
     from_archive = data.load(archive)
     np.testing.assert_array_equal(from_archive.images("test", [2]), ds.images("test", [2]))
     assert data.load(str(tmp_path)).info.counts == ds.info.counts  # the parent folder works too
@@ -298,71 +184,6 @@ def test_arrays_grayscale_one_hot_and_errors():
         data.from_arrays(train=(np.zeros((2, 32)), [0, 1]))
     with pytest.raises(ValueError, match="labels"):
         data.from_arrays(train=(np.zeros((2, 32, 32)), [0, 5]), class_names=["a", "b"])
-
-
-def _epoch_batches(ds, first_epoch, epochs, **kwargs):
-    pipeline = ds.dataset(
-        "train",
-        batch_size=4,
-        training=True,
-        first_epoch=first_epoch,
-        epochs=epochs,
-        seed=7,
-        **kwargs,
-    )
-    return [(x.numpy(), y.numpy()) for x, y in pipeline]
-
-
-def test_epochs_are_a_function_of_seed_and_epoch():
-    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
-    ds = data.from_arrays(train=(images, np.arange(8) % 2))
-    both = _epoch_batches(ds, 0, 2)
-    second = _epoch_batches(ds, 1, 1)
-    assert len(both) == 4 and len(second) == 2
-    for (x1, y1), (x2, y2) in zip(both[2:], second, strict=True):
-        np.testing.assert_array_equal(x1, x2)
-        np.testing.assert_array_equal(y1, y2)
-    assert not np.array_equal(both[0][0], both[2][0])
-
-
-def test_augmentation_crop_flip_and_cutout():
-    image = np.zeros((1, 32, 32, 3), np.uint8)
-    image[0, :, :16] = 255  # left half white
-    ds = data.from_arrays(train=(np.repeat(image, 16, axis=0), np.zeros(16, int)))
-    plain = ds.dataset("train", batch_size=16, training=False, value_range=None)
-    np.testing.assert_array_equal(next(iter(plain))[0].numpy(), np.repeat(image, 16, 0))
-    flipped = ds.dataset(
-        "train", batch_size=16, augment=data.Augment(crop_padding=0), value_range=None
-    )
-    batch = next(iter(flipped))[0].numpy()
-    right_white = batch[:, :, 16:].mean(axis=(1, 2, 3)) == 255
-    assert 0 < right_white.sum() < 16  # some flipped, some not
-    cut = data.Augment(crop_padding=0, flip=False, cutout=8)
-    batch = next(iter(ds.dataset("train", batch_size=16, augment=cut)))[0].numpy()
-    gray = np.isclose(batch, 0.0).all(axis=-1)  # mid-gray is 0 in [-1, 1]
-    assert gray.any(axis=(1, 2)).all() and (gray.sum(axis=(1, 2)) <= 64).all()
-    cropped = ds.dataset("train", batch_size=16, augment=data.Augment(flip=False), value_range=None)
-    batch = next(iter(cropped))[0].numpy()
-    assert (batch == 0).all(axis=-1).any()  # zero padding shows up at some border
-
-
-def test_value_range_and_one_hot():
-    ds = data.from_arrays(train=(np.full((2, 32, 32, 3), 255, np.uint8), [0, 2]))
-    x, y = next(iter(ds.dataset("train", batch_size=2, value_range=(0.0, 1.0), one_hot=True)))
-    assert np.allclose(x.numpy(), 1.0)
-    assert y.numpy().tolist() == [[1, 0, 0], [0, 0, 1]]
-    with pytest.raises(ValueError, match="batch_size"):
-        ds.dataset("train", batch_size=0)
-    with pytest.raises(ValueError, match="split"):
-        ds.dataset("test")
-
-
-def test_cached_matches_uncached(tmp_path):
-    ds = data.from_folder(_folder(tmp_path, {"a": 3, "b": 3}, size=40), image_size=(32, 32))
-    cached = ds.cached()
-    a = next(iter(ds.dataset("train", batch_size=6)))[0].numpy()
-    b = next(iter(cached.dataset("train", batch_size=6)))[0].numpy()
-    assert np.abs(a - b).max() <= 1.01 / 127.5
 
 
 class _TinyShapes:
@@ -420,8 +241,8 @@ def test_load_rejects_unknown_sources():
 
 
 def test_png_bytes_are_kept_for_formats_tensorflow_decodes(tmp_path):
-    path = _save(str(tmp_path / "a" / "x.png"), Image.fromarray(_pattern(32, 32, 5)), "PNG")
-    _save(str(tmp_path / "b" / "y.bmp"), Image.fromarray(_pattern(32, 32, 6)).convert("P"), "BMP")
+    path = save(str(tmp_path / "a" / "x.png"), Image.fromarray(pattern(32, 32, 5)), "PNG")
+    save(str(tmp_path / "b" / "y.bmp"), Image.fromarray(pattern(32, 32, 6)).convert("P"), "BMP")
     split = data.from_folder(tmp_path).split("train")
     assert split.inline[0] == b""  # read from disk in the pipeline
     converted = Image.open(io.BytesIO(split.inline[1]))
