@@ -38,6 +38,7 @@ setup(
     package_data={
         "nasnet_app.assets": ["*.json", "*.tar", "*.csv.gz"],
         "nasnet_app.checkpoints": ["*.json", "*.keras", "*.weights.h5", "*.png"],
+        "nasnet_app.detection": ["*.json"],
     },
     include_package_data=True,
     install_requires=[
@@ -53,7 +54,11 @@ setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "psutil", "ray>=2.40"],
+        "test": [
+            "pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "psutil", "ray>=2.40", "pycocotools>=2.0.8",
+        ],
+        # COCO evaluation of detectors (`nasnet-app evaluate-detection`).
+        "coco": ["pycocotools>=2.0.8"],
         "distributed": ["ray[default]>=2.40"],
     },
     entry_points={"console_scripts": ["nasnet-app=nasnet_app.cli:main"]},
