@@ -55,7 +55,12 @@ setup(
     ],
     extras_require={
         "test": [
-            "pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "psutil", "ray>=2.40", "pycocotools>=2.0.8",
+            "pytest>=8",
+            "pytest-xdist>=3",
+            "ruff>=0.6",
+            "psutil",
+            "ray>=2.40",
+            "pycocotools>=2.0.8",
         ],
         # COCO evaluation of detectors (`nasnet-app evaluate-detection`).
         "coco": ["pycocotools>=2.0.8"],
