@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from nasnet_app import data
-from nasnet_app.data.pipeline import fit_size, scale_pixels
+from nasnet_app.preprocessing import NASNetImageConverter
 from tests.data_helpers import jpeg_tree, pattern, save
 
 
@@ -87,14 +86,14 @@ def test_cached_matches_uncached(tmp_path):
     assert np.abs(a - b).max() <= 1.01 / 127.5
 
 
-def test_fit_size_scales_to_cover_then_crops_the_centre():
-    image = tf.constant(pattern(40, 80, 4))
-    expected = tf.image.resize_with_crop_or_pad(
-        tf.image.resize(tf.cast(image, tf.float32), (32, 64), antialias=True), 32, 32
-    )
-    np.testing.assert_array_equal(fit_size(image, (32, 32)).numpy(), expected.numpy())
-    stretched = tf.image.resize(tf.cast(image, tf.float32), (32, 32), antialias=True)
-    np.testing.assert_array_equal(fit_size(image, (32, 32), "stretch").numpy(), stretched.numpy())
-    cropped = tf.image.central_crop(tf.cast(image, tf.float32), 0.5)
-    np.testing.assert_array_equal(fit_size(image, (20, 40), crop_fraction=0.5).numpy(), cropped)
-    np.testing.assert_allclose(scale_pixels(tf.constant([0.0, 127.5, 255.0]), (-1, 1)), [-1, 0, 1])
+def test_evaluation_pipeline_gives_the_converter_s_model_input(tmp_path):
+    wide = save(str(tmp_path / "a" / "wide.png"), Image.fromarray(pattern(40, 80, 4)), "PNG")
+    save(str(tmp_path / "b" / "tall.png"), Image.fromarray(pattern(70, 30, 5)), "PNG")
+    ds = data.from_folder(tmp_path, image_size=(32, 32))
+    for resize, crop_fraction in (("crop", 0.875), ("stretch", 1.0), ("crop", 1.0)):
+        converter = NASNetImageConverter((32, 32), crop_fraction, resize)
+        batch = next(iter(ds.dataset("train", 2, resize=resize, crop_fraction=crop_fraction)))[0]
+        for image, name in zip(batch.numpy(), ds.split("train").names, strict=True):
+            expected = converter.convert_image(np.asarray(Image.open(name))).numpy()
+            np.testing.assert_array_equal(image, expected, err_msg=f"{name} {resize}")
+    assert ds.split("train").names[0] == wide

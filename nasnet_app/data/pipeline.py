@@ -1,10 +1,15 @@
 """`ImageData` and its deterministic `tf.data` pipelines.
 
 A pipeline decodes each image, converts it to RGB, fits it to the model's input
-size (`fit_size`), augments it (`nasnet_app.data.augment`), scales the pixels
-(`scale_pixels`), batches and prefetches. The order and augmentation of epoch
-`e` depend only on `(seed, e)`, so a run resumed at an epoch boundary sees
-exactly the batches an uninterrupted run would have seen.
+size, augments it (`nasnet_app.data.augment`), scales the pixels, batches and
+prefetches. Resizing, central crop and scaling are those of
+`nasnet_app.preprocessing` (`fit_size`, `scale_pixels`, the steps of
+`NASNetImageConverter`), so training, evaluation and `classify` prepare an
+image the same way.
+
+The order and augmentation of epoch `e` depend only on `(seed, e)`, so a run
+resumed at an epoch boundary sees exactly the batches an uninterrupted run
+would have seen.
 """
 
 import dataclasses
@@ -15,6 +20,7 @@ import tensorflow as tf
 
 from nasnet_app.data.augment import augment_image, resolve_augment
 from nasnet_app.data.images import BadImage, bad_images_error, pil_rgb, probe_image, read_problem
+from nasnet_app.preprocessing import fit_size, scale_pixels
 
 _AUTOTUNE = tf.data.AUTOTUNE
 
@@ -185,45 +191,7 @@ class StreamSplit:
         return []
 
 
-# --------------------------------------------------------------------------- resize, crop, scale
-
-
-def fit_size(image, size, resize="crop", crop_fraction=1.0):
-    """Fits one image to `size = (height, width)`: the data pipeline's resize and crop.
-
-    `crop_fraction < 1` first keeps the central fraction of each side
-    (`tf.image.central_crop`, the ImageNet evaluation convention). Then
-    `resize="crop"` scales (bilinear, antialiased) so the image covers `size`,
-    keeping the aspect ratio, and crops the centre; `"stretch"` scales to
-    `size` exactly. An image already of `size` is left as it is. Returns float32.
-    """
-    image = tf.cast(image, tf.float32)
-    if crop_fraction < 1.0:
-        image = tf.image.central_crop(image, crop_fraction)
-    height, width = size
-    shape = tf.shape(image)
-
-    def resized():
-        if resize == "stretch":
-            return tf.image.resize(image, size, antialias=True)
-        scale = tf.maximum(
-            height / tf.cast(shape[0], tf.float32), width / tf.cast(shape[1], tf.float32)
-        )
-        new_size = tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale), tf.int32)
-        scaled = tf.image.resize(image, tf.maximum(new_size, [height, width]), antialias=True)
-        return tf.image.resize_with_crop_or_pad(scaled, height, width)
-
-    same = tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width))
-    image = tf.cond(same, lambda: image, resized)
-    return tf.ensure_shape(image, [height, width, 3])
-
-
-def scale_pixels(image, value_range):
-    """Maps pixel values [0, 255] linearly to `value_range = (low, high)`; `None`: unchanged."""
-    if value_range is None:
-        return image
-    low, high = value_range
-    return image * ((high - low) / 255.0) + low
+# --------------------------------------------------------------------------- seeds and sizes
 
 
 def _epoch_seed(seed, epoch):
