@@ -74,17 +74,24 @@ def _register_keras_classes():
 class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
     """Registers the Keras classes right after `keras` itself has been imported."""
 
+    finding = False
+
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        if name != "keras" or self.finding:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("keras")
+        self.finding = True
+        try:
+            spec = importlib.util.find_spec("keras")
+        finally:
+            self.finding = False
         if spec is None or spec.loader is None:
             return spec
         exec_keras = spec.loader.exec_module
 
         def exec_module(module):
             exec_keras(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             _register_keras_classes()
 
         spec.loader.exec_module = exec_module

@@ -1,4 +1,4 @@
-"""Tests of `nasnet-app search` (search/cli.py)."""
+"""Tests of `nasnet-app search` (nasnet_app/cli/search.py)."""
 
 import json
 import os
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nasnet_app.cli import main
 from nasnet_app.io_utils import read_jsonl
-from nasnet_app.search.cli import main
 
 TABLE = os.path.join(
     os.path.dirname(__file__), "..", "..", "shared", "data", "nasbench201", "cifar10.csv"
@@ -77,8 +77,9 @@ def test_existing_run_is_refused_and_resume_continues_it(tmp_path, capsys):
 )
 def test_bad_command_lines_are_refused_clearly(tmp_path, capsys, argv, message):
     assert main(["search", "--out", str(tmp_path / "run"), *argv]) == 2
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "run" / "trials.jsonl").exists()
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
 
 
 def image_folder(root, classes=2, per_class=6, size=32):
@@ -95,7 +96,7 @@ def image_folder(root, classes=2, per_class=6, size=32):
 def run_cli(*argv, timeout=600):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
-        [sys.executable, "-m", "nasnet_app.search.cli", "search", *argv],
+        [sys.executable, "-m", "nasnet_app.cli", "search", *argv],
         env=env,
         capture_output=True,
         text=True,
@@ -163,3 +164,96 @@ def test_table_search_on_two_local_workers(tmp_path):
     records = read_jsonl(out / "trials.jsonl")
     assert len(records) == 8 and all(r["status"] == "completed" for r in records)
     assert json.loads((out / "run.json").read_text())["executor"]["capacity"] == 2
+
+
+ARCH_A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("nasnet-app search: error:"), err
+    return err
+
+
+def test_missing_data_fails_before_any_trial(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["search", "--space", "nasnet", "--data", str(tmp_path / "nonexistent"), "--trials", "2"]
+    assert main([*argv, "--out", str(out)]) == 1
+    assert str(tmp_path / "nonexistent") in one_error_line(capsys)
+    assert not out.exists()  # no run folder, no cli_args.json to replay
+
+
+def test_a_table_that_covers_no_proposal_exits_1_with_the_first_error(tmp_path, capsys):
+    table = tmp_path / "one_row.csv"
+    table.write_text(f"arch,acc\n{ARCH_A},93.0\n")
+    out = tmp_path / "run"
+    argv = ["--table", str(table), "--trials", "2", "--algorithm", "random", "--seed", "1"]
+    assert table_search(out, *argv) == 1
+    err = one_error_line(capsys)
+    assert "no trial completed (2 failed)" in err and "first error (trial 0)" in err
+    assert [r["status"] for r in read_jsonl(out / "trials.jsonl")] == ["failed", "failed"]
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (f"arch,acc\n{ARCH_A},93.0\ngarbage,50\n", "Row 3 of"),
+        (f"arch,acc\n{ARCH_A.replace('avg_pool_3x3', 'conv_9x9')},50\n", "Row 2 of"),
+        (f"arch,acc\n{ARCH_A},n/a\n", "Row 2 of"),
+        (f"arch\n{ARCH_A}\n", "no accuracy column"),
+    ],
+)
+def test_table_rows_the_space_cannot_use_are_errors(tmp_path, capsys, rows, message):
+    table = tmp_path / "table.csv"
+    table.write_text(rows)
+    assert table_search(tmp_path / "run", "--table", str(table), "--trials", "2") == 1
+    err = one_error_line(capsys)
+    assert message in err and str(table) in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_several_accuracy_columns_ask_for_metric(tmp_path, capsys):
+    table = tmp_path / "table.csv"
+    table.write_text(f"arch,valid,test\n{ARCH_A},91,90\n")
+    assert table_search(tmp_path / "run", "--table", str(table), "--trials", "2") == 2
+    err = one_error_line(capsys)
+    assert "choose one with --metric" in err and "`metric`" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--trials", "0"], "--trials: must be a positive integer"),
+        (["--trials", "2", "--learning-rate", "-1"], "--learning-rate: must be a positive"),
+        (["--trials", "2", "--val-fraction", "1.5"], "--val-fraction: must be in (0, 1)"),
+    ],
+)
+def test_bad_values_are_usage_errors(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "--space", "macro", "--data", "demo", "--out", str(tmp_path), *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_resume_of_a_missing_folder_says_it_does_not_exist(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert main(["search", "--out", str(missing), "--resume"]) == 1
+    err = one_error_line(capsys)
+    assert f"{missing} does not exist" in err and "--space" not in err
+
+
+def test_ctrl_c_prints_the_resume_command(tmp_path, capsys, monkeypatch):
+    from nasnet_app.search.cell_search import CellSearch
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CellSearch, "search", interrupted)
+    table = tmp_path / "table.csv"
+    table.write_text(f"arch,acc\n{ARCH_A},93.0\n")
+    out = tmp_path / "run"
+    assert table_search(out, "--table", str(table), "--trials", "2") == 130
+    err = capsys.readouterr().err
+    assert f"continue with: nasnet-app search --out {out} --resume" in err

@@ -1,4 +1,4 @@
-"""`nasnet-app zoo | classify | export` through `nasnet_app.zoo.cli.main`."""
+"""`nasnet-app zoo | classify | export` (nasnet_app/cli/zoo.py, classify.py, export.py)."""
 
 import json
 import os
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nasnet_app.zoo import cli, download, presets
+from nasnet_app import cli, download
+from nasnet_app.zoo import presets
 
 REFERENCE_CKPT = os.path.join(
     os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data", "slim-reference",
@@ -127,20 +128,21 @@ def test_bad_image_exits_nonzero_with_one_line(converted, images, tmp_path):
     bad.write_bytes(b"not an image")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
-        [sys.executable, "-m", "nasnet_app.zoo.cli", "classify", images[0], str(bad),
+        [sys.executable, "-m", "nasnet_app.cli", "classify", images[0], str(bad),
          "--model", str(converted)],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert result.returncode == 1
-    assert result.stdout == ""
-    errors = [line for line in result.stderr.splitlines() if line.startswith("nasnet-app:")]
-    assert len(errors) == 1 and "broken.png" in errors[0]
+    assert result.stdout.splitlines()[0] == images[0]  # the good image is still answered
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "broken.png" in errors[0], result.stderr
+    assert errors[0].startswith("nasnet-app classify: error: 1 of 2 images unreadable")
     assert "Traceback" not in result.stderr
 
 
 def test_weights_with_model_is_refused(converted, images, capsys):
     code = cli.main(["classify", images[0], "--model", str(converted), "--weights", "x.h5"])
-    assert code == 1
+    assert code == 2
     assert "--weights" in capsys.readouterr().err
 
 
@@ -163,7 +165,11 @@ def test_export_dispatches_on_format(tiny_model, tmp_path, monkeypatch, capsys):
     calls = []
     for name in ("export_saved_model", "export_hub"):
         monkeypatch.setattr(
-            hub, name, lambda model, out, overwrite, name=name: calls.append((name, out)) or out
+            hub,
+            name,
+            lambda model, out, overwrite, name=name: (
+                calls.append((name, out)) or os.mkdir(out) or out
+            ),
         )
     for fmt in ("savedmodel", "hub"):
         out = str(tmp_path / fmt)
@@ -185,3 +191,47 @@ def test_export_rejects_unknown_format(tiny_model, capsys):
     with pytest.raises(SystemExit):
         cli.main(["export", "--model", tiny_model, "--format", "onnx", "--out", "x"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_classify_prints_the_class_names_beside_the_model(tiny_model, images, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "run" / "model.keras"
+    model.parent.mkdir()
+    shutil.copy(tiny_model, model)
+    (tmp_path / "run" / "classes.json").write_text(
+        json.dumps({"class_names": ["ant", "bee", "cat"]})
+    )
+    assert cli.main(["classify", images[0], "--model", str(model), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(line.split()[-1] for line in lines[1:]) == ["ant", "bee", "cat"]
+
+
+def test_classify_a_folder_and_a_non_keras_model(tiny_model, images, tmp_path, capsys):
+    folder = os.path.dirname(images[0])
+    assert cli.main(["classify", folder, "--model", tiny_model, "--json"]) == 0
+    assert [r["file"] for r in json.loads(capsys.readouterr().out)] == sorted(images)
+    weights = tmp_path / "weights.h5"
+    weights.write_bytes(b"HDF")
+    assert cli.main(["classify", images[0], "--model", str(weights)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "must be a .keras model file" in err
+
+
+@pytest.mark.slow
+def test_export_writes_metadata_beside_the_saved_model(tiny_model, tmp_path, capsys):
+    out = tmp_path / "exported"
+    assert (
+        cli.main(["export", "--model", tiny_model, "--format", "savedmodel", "--out", str(out)])
+        == 0
+    )
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["input"]["shape"] == [None, 32, 32, 3]
+    assert metadata["input"]["value_range"] == [-1, 1] and metadata["outputs"] == 3
+    assert (out / "saved_model.pb").exists()
+
+
+def test_export_into_a_missing_folder_is_refused(tiny_model, tmp_path, capsys):
+    out = tmp_path / "missing" / "export"
+    assert cli.main(["export", "--model", tiny_model, "--format", "hub", "--out", str(out)]) == 1
+    assert "does not exist" in capsys.readouterr().err

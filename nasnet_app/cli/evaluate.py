@@ -1,0 +1,85 @@
+"""`nasnet-app evaluate`: accuracy, per-class scores, cost and figures of a model on images.
+
+nasnet-app evaluate (--model MODEL.keras | --preset NAME) --data DIR --out REPORT_DIR
+"""
+
+from nasnet_app.cli import _common
+
+
+def add_parser(subparsers):
+    parser = _common.command_parser(
+        subparsers,
+        "evaluate",
+        help="evaluate a model on an image dataset and write a report",
+        description="Top-1/top-5 accuracy, per-class precision and recall, parameters, "
+        "Mult-Adds and latency; writes REPORT_DIR/report.json, a confusion matrix and a grid "
+        "of misclassified images.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a saved .keras model (classes.json beside it is used)")
+    source.add_argument("--preset", help="a zoo preset, with its pretrained weights")
+    parser.add_argument("--data", required=True, help="folder of class folders, archive, ...")
+    parser.add_argument("--out", required=True, help="the report folder")
+    parser.add_argument("--split", help="default: test, else val, else all images")
+    parser.add_argument("--batch-size", type=_common.positive_int, default=32)
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    parser.set_defaults(run=run, tensorflow=True)
+
+
+def _preset_model(name):
+    """`(model, class names or "imagenet", preprocessing)` of a zoo preset."""
+    from nasnet_app import zoo
+
+    preset = zoo.get_preset(_common.check_preset(name))
+    model = zoo.load(name, weights="pretrained")
+    return model, preset.get("labels"), preset.get("preprocessing") or {}
+
+
+def _imagenet_names(data_classes):
+    """ImageNet class names, as WordNet ids when the data's folders are named that way."""
+    from nasnet_app.classifier import imagenet_labels
+
+    labels = imagenet_labels()
+    wnids = [wnid for wnid, _ in labels]
+    return wnids if set(data_classes) <= set(wnids) else [name for _, name in labels]
+
+
+def _check_outputs(model, path, class_names, data):
+    outputs = int(model.output_shape[-1])
+    if class_names is None and outputs != data.info.num_classes:
+        raise _common.CommandFailed(
+            f"{path} has {outputs} outputs but the data has {data.info.num_classes} classes, "
+            f"and no {_common.CLASSES_FILE} beside the model names its classes."
+        )
+
+
+def run(args):
+    from nasnet_app.evaluate.report import evaluate_model
+
+    data = _common.check_data_source(args.data)
+    preprocessing = {}
+    if args.preset:
+        model, class_names, preprocessing = _preset_model(args.preset)
+        if class_names == "imagenet":
+            class_names = _imagenet_names(data.class_names)
+    else:
+        model = _common.load_model(args.model)
+        class_names = _common.model_class_names(model, args.model)
+        _check_outputs(model, args.model, class_names, data)
+    report = evaluate_model(
+        model,
+        data,
+        args.out,
+        split=args.split,
+        batch_size=args.batch_size,
+        class_names=class_names,
+        value_range=tuple(preprocessing.get("scale", (-1.0, 1.0))),
+        crop_fraction=preprocessing.get("central_crop_fraction", 1.0),
+        latency=not args.no_latency,
+        model_name=args.preset or args.model,
+    )
+    print(
+        f"top-1 {report['top1']:.4f}, top-{report['top5_k']} {report['top5']:.4f} on "
+        f"{report['examples']} images ({report['split']}); report: {report['files']['report']}"
+    )
+    return 0

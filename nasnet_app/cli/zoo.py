@@ -1,0 +1,97 @@
+"""`nasnet-app zoo list | download | convert`: the pretrained presets.
+
+nasnet-app zoo list [--json]
+nasnet-app zoo download NAME [--source keras|slim] [--no-top]
+nasnet-app zoo convert --preset NAME --weights FILE --out MODEL.keras [--no-top]
+"""
+
+import json
+
+from nasnet_app.cli import _common
+
+
+def add_parser(subparsers):
+    zoo = _common.command_parser(
+        subparsers, "zoo", help="pretrained presets: list, download, convert"
+    )
+    commands = zoo.add_subparsers(
+        dest="zoo_command", metavar="ACTION", required=True, parser_class=_common.Parser
+    )
+    listing = _common.command_parser(commands, "list", help="list the registered presets")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(run=run_list, tensorflow=True)
+
+    fetch = _common.command_parser(
+        commands, "download", help="download a preset's weights into the cache"
+    )
+    fetch.add_argument("name", help="preset name (see `nasnet-app zoo list`)")
+    fetch.add_argument("--source", help="weight source: keras (default) or slim")
+    fetch.add_argument("--no-top", action="store_true", help="the file without the top layer")
+    fetch.set_defaults(run=run_download, tensorflow=True)
+
+    convert = _common.command_parser(commands, "convert", help="weights file -> .keras model")
+    convert.add_argument("--preset", required=True, help="preset name")
+    convert.add_argument(
+        "--weights", required=True, help=".h5, TF-Slim prefix or .tar.gz, .weights.h5, or URL"
+    )
+    convert.add_argument("--out", required=True, help="the .keras file to write")
+    convert.add_argument("--no-top", action="store_true", help="leave out the top layer")
+    convert.add_argument(
+        "--include-background", action="store_true", help="keep TF-Slim's 1001-class head"
+    )
+    convert.set_defaults(run=run_convert, tensorflow=True)
+
+
+def _summary(preset):
+    accuracy = preset.get("accuracy") or {}
+    scores = ", ".join(f"{k} {v}" for k, v in accuracy.items() if k.startswith("top"))
+    return {
+        "name": preset["name"],
+        "description": preset.get("description", ""),
+        "input_size": preset["input_size"],
+        "classes": preset["classes"],
+        "parameters": preset.get("parameters"),
+        "accuracy": scores,
+        "weights": sorted(preset.get("weights", {})),
+    }
+
+
+def run_list(args):
+    from nasnet_app.zoo import presets
+
+    rows = [_summary(presets.get_preset(name)) for name in presets.list_presets()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        size = "x".join(str(s) for s in row["input_size"])
+        sources = ", ".join(row["weights"]) or "none"
+        print(f"{row['name']:28s} {size:>8s}  {row['classes']:>5d} classes  weights: {sources}")
+        if row["accuracy"]:
+            print(f"{'':28s} {row['description']} ({row['accuracy']})")
+    return 0
+
+
+def run_download(args):
+    from nasnet_app.zoo.api import fetch_weights
+
+    path, _ = fetch_weights(
+        _common.check_preset(args.name, "name"), args.source, include_top=not args.no_top
+    )
+    print(path)
+    return 0
+
+
+def run_convert(args):
+    from nasnet_app.zoo.api import convert
+
+    _common.check_output_folder(args.out)
+    out = convert(
+        _common.check_preset(args.preset),
+        args.weights,
+        args.out,
+        include_top=not args.no_top,
+        include_background=args.include_background,
+    )
+    print(out)
+    return 0
