@@ -399,7 +399,7 @@ class BestCellExporter(SearchCallback):
     NASNet genotypes are written as genotype JSON (loadable with
     `Genotype.load` / `NASNet(genotype=path)`) and drawn with
     `nasnet_app.evaluate.cells.draw_genotype`; NAS-Bench-201 cells are drawn
-    as their 4-node graph; other architectures are written as JSON only.
+    as their 4-node graph, macro networks as their layer graph with skips.
 
     Args:
         directory: the output folder.
@@ -452,10 +452,17 @@ class BestCellExporter(SearchCallback):
             draw_genotype(architecture, self.png_path)
         elif space_name == "nasbench201":
             draw_nasbench201_cell(architecture, self.png_path)
+        elif space_name == "macro":
+            from nasnet_app.evaluate.cells import draw_macro
+
+            draw_macro(architecture, self.png_path)
 
 
 def draw_nasbench201_cell(arch, path):
     """Draws a NAS-Bench-201 arch string as its 4-node graph (PNG, atomic).
+
+    The arch string is checked against `NASBench201Space`; the drawing is
+    `nasnet_app.evaluate.cells.draw_nasbench201`.
 
     Example:
 
@@ -465,45 +472,8 @@ def draw_nasbench201_cell(arch, path):
     ...                       "+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|", path) == path
     True
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    from nasnet_app.evaluate.cells import draw_nasbench201
     from nasnet_app.search.spaces import NASBench201Space
 
     path = _check_path("path", path, ".png")
-    arch = NASBench201Space().from_data(arch)
-    positions = {0: (0.0, 0.0), 1: (1.0, 0.8), 2: (2.0, -0.8), 3: (3.0, 0.0)}
-    figure = Figure(figsize=(6, 3.2), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for node, text in enumerate(arch.split("+"), start=1):
-        for edge in text.strip("|").split("|"):
-            op, _, source = edge.partition("~")
-            if op == "none":
-                continue
-            (x0, y0), (x1, y1) = positions[int(source)], positions[node]
-            axes.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "lw": 1.2})
-            axes.text(
-                (x0 + x1) / 2,
-                (y0 + y1) / 2,
-                op,
-                fontsize=8,
-                ha="center",
-                bbox={"fc": "white", "ec": "none", "alpha": 0.8},
-            )
-    for node, (x, y) in positions.items():
-        axes.text(
-            x,
-            y,
-            str(node),
-            ha="center",
-            va="center",
-            fontsize=11,
-            bbox={"boxstyle": "circle", "fc": "#cfe2f3"},
-        )
-    axes.set_xlim(-0.4, 3.4)
-    axes.set_ylim(-1.3, 1.3)
-    axes.axis("off")
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, format="png")
-    return path
+    return draw_nasbench201(NASBench201Space().from_data(arch), path)
