@@ -102,7 +102,7 @@ def test_validation_split_choices(tmp_path):
 def test_too_few_training_images_validate_on_test_and_say_so(tmp_path):
     ds = _train_test_tree(tmp_path, train=2, test=1)
     assert data.choose_validation(ds) == (ds, "test")  # 10% of 2 images is none
-    assert "the test images validate and evaluate" in data.describe(ds, "test")
+    assert "the same images validate and evaluate" in data.describe(ds, "test")
     with pytest.raises(ValueError, match="gives no image"):
         data.choose_validation(ds, "holdout")
     only_train = data.load(jpeg_tree(tmp_path / "flat", {"a": 2, "b": 2}))

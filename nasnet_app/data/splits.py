@@ -295,8 +295,8 @@ def _validation_text(data, split):
         return "none (no validation split)"
     if split == "test":
         return (
-            "test (no val split, and train was not split: the test images validate and "
-            "evaluate; choose validation_split='holdout' to keep them apart)"
+            "test (the same images validate and evaluate the model; to keep them apart, hold "
+            "part of train out: --validation-split holdout, validation_split='holdout')"
         )
     text = split
     if split in data.info.held_out:
