@@ -39,7 +39,8 @@ import tensorflow as tf
 from nasnet_app import data as data_lib
 from nasnet_app.genotype import Genotype
 from nasnet_app.io_utils import atomic_path, atomic_write_json
-from nasnet_app.model import DropPathSchedule, NASNet
+from nasnet_app.image_classifier import DropPathSchedule
+from nasnet_app.model import NASNet, load_model
 
 OPTIMIZERS = ("sgd", "adamw")
 DEFAULT_LEARNING_RATE = {"sgd": 0.05, "adamw": 1e-3}
@@ -96,7 +97,7 @@ def _resolve_source(source):
         if text.endswith(".keras"):
             if not os.path.isfile(text):
                 raise FileNotFoundError(f"`model` file {text!r} does not exist.")
-            return "model", keras.models.load_model(text)
+            return "model", load_model(text)
         return "genotype", text
     return _fail(
         "model",
@@ -106,22 +107,25 @@ def _resolve_source(source):
 
 
 def _model_image_size(model):
-    shape = getattr(model, "_input_shape_arg", None)
-    if shape is None and not isinstance(model, NASNet):
-        try:
-            shape = tuple(model.input_shape)[1:]
-        except (AttributeError, ValueError):
-            shape = None
-    if shape is None or shape[0] is None or shape[1] is None:
+    if isinstance(model, NASNet):
+        return model.image_size
+    try:
+        shape = tuple(model.input_shape)[1:]
+    except (AttributeError, ValueError):
+        return None
+    if shape[0] is None or shape[1] is None:
         return None
     return (int(shape[0]), int(shape[1]))
 
 
-def _with_new_head(model, num_classes, image_size):
-    """A copy of `model` whose classification layer has `num_classes` outputs."""
+def _with_new_head(model, class_names, image_size):
+    """A copy of `model` whose classification layer has one output per class."""
+    num_classes = len(class_names)
     if isinstance(model, NASNet):
         config = model.get_config()
         config.update(
+            class_names=list(class_names),
+            preprocessor=_resized_converter(model.preprocessor, image_size),
             classes=num_classes,
             include_top=True,
             classifier_activation="softmax",
@@ -150,6 +154,12 @@ def _with_new_head(model, num_classes, image_size):
     return keras.Model(model.inputs, head(dense[-1].input), name=f"{model.name}_finetuned")
 
 
+def _resized_converter(converter, image_size):
+    config = keras.layers.serialize(converter)
+    config["config"]["image_size"] = list(image_size)
+    return config
+
+
 def _functional_copy(model, policy):
     """A functional model rebuilt, with the same weights, with every layer in dtype `policy`."""
 
@@ -169,11 +179,12 @@ def _uses_policy(model, policy):
     return all(layer.dtype_policy.name == policy for layer in layers)
 
 
-def _scratch_model(genotype, num_classes, image_size, model_config, drop_path_keep_prob):
+def _scratch_model(genotype, class_names, image_size, model_config, drop_path_keep_prob):
     config = {**SCRATCH_CONFIG, **(model_config or {})}
     config.update(
         genotype=genotype,
-        classes=num_classes,
+        classes=len(class_names),
+        class_names=list(class_names),
         input_shape=(*image_size, 3),
         include_top=True,
         aux_head=config.get("aux_head", True),
@@ -356,23 +367,46 @@ def _check_resumable(state, settings, run_dir):
 # --------------------------------------------------------------------------- training
 
 
-def _compile(model, phase, settings, steps_per_epoch):
-    decay_steps = max(1, (phase.end - phase.start) * steps_per_epoch)
-    schedule = keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps)
-    if settings.optimizer == "sgd":
+def make_optimizer(name, learning_rate, decay_steps, weight_decay=None, momentum=0.9):
+    """SGD (Nesterov) or AdamW with a cosine decay to 0 over `decay_steps`; biases and
+    batch-norm parameters are not decayed. The one optimizer recipe of every training run
+    (fine-tuning, training from scratch and the search's children)."""
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, decay_steps))
+    if name == "sgd":
         optimizer = keras.optimizers.SGD(
-            schedule, momentum=0.9, nesterov=True, weight_decay=settings.weight_decay
+            schedule, momentum=momentum, nesterov=True, weight_decay=weight_decay
         )
+    elif name == "adamw":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay or 0.0)
     else:
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
-    optimizer.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=settings.jit_compile,
+        _fail("optimizer", "'sgd' or 'adamw'", name)
+    if weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
+    return optimizer
+
+
+def compile_model(model, optimizer, label_smoothing=0.0, sparse_labels=False, jit_compile=False):
+    """Compiles with cross-entropy on the model's outputs (logits or probabilities) and
+    accuracy, and builds the optimizer's variables before the first step."""
+    from_logits = getattr(model, "classifier_activation", "softmax") is None
+    if sparse_labels:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.CategoricalCrossentropy(
+            from_logits=from_logits, label_smoothing=label_smoothing
+        )
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    optimizer.build(model.trainable_variables)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=jit_compile)
+
+
+def _compile(model, phase, settings, steps_per_epoch):
+    decay_steps = (phase.end - phase.start) * steps_per_epoch
+    optimizer = make_optimizer(
+        settings.optimizer, phase.learning_rate, decay_steps, settings.weight_decay
     )
-    model.optimizer.build(model.trainable_variables)
+    compile_model(model, optimizer, settings.label_smoothing, jit_compile=settings.jit_compile)
 
 
 def _train_phase(model, data, phase, settings, run_dir, history, state, callbacks, verbose):
@@ -626,6 +660,7 @@ def finetune(
             mode, source, data, image_size, model_config, drop_path_keep_prob
         )
     data = data.with_image_size(image_size)
+    data, validation_split = _validation_split(data, validation_split, seed, verbose)
     _check_numbers(epochs, head_epochs, batch_size, label_smoothing, backbone_learning_rate_factor)
     settings = _Settings(
         mode="scratch" if mode == "genotype" else "finetune",
@@ -644,7 +679,7 @@ def finetune(
         ),
         seed=seed,
         image_size=tuple(image_size),
-        validation_split=_validation_split(data, validation_split),
+        validation_split=validation_split,
         mixed_precision=policy,
         drop_path_keep_prob=float(drop_path_keep_prob if mode == "genotype" else 1.0),
         jit_compile=bool(jit_compile),
@@ -679,15 +714,13 @@ def _prepared_model(mode, source, data, image_size, model_config, drop_path_keep
             _fail("drop_path_keep_prob", "in (0, 1]", drop_path_keep_prob)
         size = data_lib.check_image_size(image_size or data.info.image_size)
         genotype = source if not isinstance(source, dict) else Genotype.from_dict(source)
-        model = _scratch_model(
-            genotype, data.info.num_classes, size, model_config, drop_path_keep_prob
-        )
+        model = _scratch_model(genotype, data.class_names, size, model_config, drop_path_keep_prob)
         return model, size
     fixed = _model_image_size(source)
     size = data_lib.check_image_size(fixed or image_size or data.info.image_size)
     if fixed and image_size and tuple(data_lib.check_image_size(image_size)) != fixed:
         _fail("image_size", f"None or {fixed}, the model's fixed input size", image_size)
-    return _with_new_head(source, data.info.num_classes, size), size
+    return _with_new_head(source, data.class_names, size), size
 
 
 def _default_head_epochs(head_epochs, epochs):
@@ -696,8 +729,9 @@ def _default_head_epochs(head_epochs, epochs):
     return head_epochs
 
 
-def _validation_split(data, requested):
-    if requested is not None:
-        data.split(requested)
-        return requested
-    return next((s for s in ("val", "test") if s in data.splits), None)
+def _validation_split(data, requested, seed, verbose):
+    """The data to train on and the split that validates (`data.choose_validation`)."""
+    data, split = data_lib.choose_validation(data, requested, seed)
+    if verbose:
+        print(data_lib.describe(data, split))
+    return data, split
