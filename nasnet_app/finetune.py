@@ -38,8 +38,8 @@ import tensorflow as tf
 
 from nasnet_app import data as data_lib
 from nasnet_app.genotype import Genotype
-from nasnet_app.io_utils import atomic_path, atomic_write_json
 from nasnet_app.image_classifier import DropPathSchedule
+from nasnet_app.io_utils import atomic_path, atomic_write_json
 from nasnet_app.model import NASNet, load_model
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -622,8 +622,11 @@ def finetune(
             padding and flip; pass `Augment(cutout=16)` for cutout).
         image_size: training resolution when the model accepts any size
             (default: the data's); a model with a fixed input size sets it.
-        validation_split: split evaluated after each epoch (default `"val"`,
-            else `"test"`, if present).
+        validation_split: what is evaluated after each epoch
+            (`nasnet_app.data.choose_validation`): by default `"val"` if the
+            data has it, else 10 % of each class held out of `train` (the
+            `test` split stays for `evaluate`); `"holdout"`, a fraction,
+            `"val"`, `"test"`, `"train"` or `"none"` choose.
         model_config: `NASNet` arguments when training a genotype (default
             `SCRATCH_CONFIG`; the auxiliary head is on unless `aux_head=False`).
         drop_path_keep_prob: final drop-path keep probability, scheduled over

@@ -108,7 +108,9 @@ class NASNetImageConverter(keras.layers.Layer):
 
     def resize(self, image):
         """Crop + resize of one image; float32 values still in [0, 255]."""
-        return fit_size(image, self.image_size, self.resize_mode, self.crop_fraction, self.antialias)
+        return fit_size(
+            image, self.image_size, self.resize_mode, self.crop_fraction, self.antialias
+        )
 
     def scale(self, images):
         return scale_pixels(images, self.value_range)

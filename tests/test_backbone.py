@@ -20,8 +20,13 @@ def test_backbone_is_functional_with_named_features(tmp_path):
 def test_imagenet_stem_backbone_has_slim_endpoints():
     backbone = run_backbone_test(
         nasnet_app.NASNetBackbone,
-        {**TINY_BACKBONE, "stem": "imagenet", "penultimate_filters": 96, "stem_filters": 8,
-         "input_shape": (None, None, 3)},  # fmt: skip
+        {
+            **TINY_BACKBONE,
+            "stem": "imagenet",
+            "penultimate_filters": 96,
+            "stem_filters": 8,
+            "input_shape": (None, None, 3),
+        },  # fmt: skip
         random_images(1, 64),
         (1, 2, 2, 96),
     )

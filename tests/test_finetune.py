@@ -136,8 +136,13 @@ def test_image_undecodable_during_training_is_named(tmp_path):
             pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
             keras.utils.save_img(str(folder / f"{i}.jpg"), pixels, quality=95)
     good = (tmp_path / "data" / "b" / "0.jpg").read_bytes()
-    (tmp_path / "data" / "b" / "cut.jpg").write_bytes(good[: len(good) // 2])
-    dataset = data.load(str(tmp_path / "data"))  # the header is intact: loading succeeds
+    cut = tmp_path / "data" / "b" / "cut.jpg"
+    cut.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ImageReadError, match="cut.jpg"):
+        data.load(str(tmp_path / "data"))  # the scan at load time names it
+    cut.write_bytes(good)
+    dataset = data.load(str(tmp_path / "data"))
+    cut.write_bytes(good[: len(good) // 2])  # damaged after loading: training names it
     with pytest.raises(ImageReadError, match="cut.jpg"):
         finetune(_tiny_functional(), dataset, tmp_path / "run", epochs=1, verbose=0)
 
