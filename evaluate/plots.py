@@ -11,23 +11,13 @@ Example:
 '/tmp/confusion.png'
 """
 
-import os
-
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from nasnet_app.figures import new_figure
+from nasnet_app.figures import save_figure as _save
 from nasnet_app.finetune import save_training_curves
-from nasnet_app.io_utils import atomic_path
 
 plot_training_curves = save_training_curves
-
-
-def _save(figure, path, dpi=100):
-    FigureCanvasAgg(figure)
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, format="png", dpi=dpi)
-    return os.fspath(path)
 
 
 def plot_confusion_matrix(matrix, class_names, path, normalize=True, title=None):
@@ -56,7 +46,7 @@ def plot_confusion_matrix(matrix, class_names, path, normalize=True, title=None)
         np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0) if normalize else matrix
     )
     side = min(4 + 0.45 * count, 24)
-    figure = Figure(figsize=(side + 1.5, side))
+    figure = new_figure((side + 1.5, side))
     axis = figure.add_subplot()
     image = axis.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
@@ -89,7 +79,7 @@ def plot_misclassified(images, true_names, predicted_names, confidences, path, c
     """
     count = len(true_names)
     if images is None or count == 0:
-        figure = Figure(figsize=(4, 1.5))
+        figure = new_figure((4, 1.5))
         figure.text(0.5, 0.5, "no misclassified examples", ha="center", va="center")
         return _save(figure, path)
     images = np.asarray(images)
@@ -99,7 +89,7 @@ def plot_misclassified(images, true_names, predicted_names, confidences, path, c
         )
     columns = min(columns, count)
     rows = -(-count // columns)
-    figure = Figure(figsize=(2.2 * columns, 2.4 * rows))
+    figure = new_figure((2.2 * columns, 2.4 * rows))
     for index in range(count):
         axis = figure.add_subplot(rows, columns, index + 1)
         axis.imshow(images[index], interpolation="nearest")

@@ -493,14 +493,12 @@ def save_training_curves(history, path, title=None):
     ...                      "/tmp/curves.png")
     '/tmp/curves.png'
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from nasnet_app.figures import new_figure, save_figure
 
     if not history:
         _fail("history", "a non-empty list of per-epoch records", history)
     epochs = [record["epoch"] for record in history]
-    figure = Figure(figsize=(13, 3.8))
-    FigureCanvasAgg(figure)
+    figure = new_figure((13, 3.8))
     for index, metric in enumerate(("loss", "accuracy", "learning_rate"), start=1):
         axis = figure.add_subplot(1, 3, index)
         series = ((metric, "train"), (f"val_{metric}", "validation"))
@@ -520,9 +518,7 @@ def save_training_curves(history, path, title=None):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    return os.fspath(path)
+    return save_figure(figure, path)
 
 
 def _mark_phase_changes(axis, history):

@@ -359,13 +359,11 @@ class ProgressPlot(SearchCallback):
         self.draw()
 
     def draw(self):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from nasnet_app.figures import new_figure, save_figure
 
         self._since_draw = 0
         trials = self.search.history.trials
-        figure = Figure(figsize=(7, 4), dpi=100)
-        FigureCanvasAgg(figure)
+        figure = new_figure((7, 4))
         axes = figure.add_subplot()
         done = [t for t in trials if t.status == "completed"]
         axes.scatter(
@@ -388,9 +386,7 @@ class ProgressPlot(SearchCallback):
         axes.legend(loc="lower right")
         axes.grid(alpha=0.3)
         figure.tight_layout()
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        with atomic_path(self.path, suffix=".png") as tmp:
-            figure.savefig(tmp, format="png")
+        save_figure(figure, self.path)
 
 
 class BestCellExporter(SearchCallback):
