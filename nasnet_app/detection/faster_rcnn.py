@@ -188,6 +188,10 @@ class NASNetFasterRCNN(keras.Model):
         self._build_shapes_dict = {"input_shape": tuple(input_shape)}
         self.built = True
 
+    def build_from_config(self, config):
+        if not self.built:  # the constructor already built every variable
+            super().build_from_config(config)
+
     @property
     def crop_channels(self):
         return sum(self.feature_channels)
