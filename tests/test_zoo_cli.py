@@ -27,7 +27,7 @@ def cifar_preset():
         input_size=32, classes=10, labels=CIFAR_LABELS,
     )  # fmt: skip
     yield "cli_cifar_small"
-    presets._REGISTRY.pop("cli_cifar_small", None)
+    presets.remove_preset("cli_cifar_small")
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +64,18 @@ def test_list_text_and_json(capsys):
 
 def test_download_offline_is_one_clear_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(download.HOME_VARIABLE, str(tmp_path))
-    preset = presets.get_preset("cli_cifar_small")
-    preset["name"] = "cli_offline"
-    preset["weights"] = {
-        "slim": {"format": "slim", "files": {"any": {"url": "http://127.0.0.1:9/w.tar.gz"}}}
-    }
-    preset["default_weights"] = "slim"
+    preset = presets.get_preset("cli_cifar_small").replace(
+        name="cli_offline",
+        weights={
+            "slim": {"format": "slim", "files": {"any": {"url": "http://127.0.0.1:9/w.tar.gz"}}}
+        },
+        default_weights="slim",
+    )
     presets.register_preset(preset, overwrite=True)
     try:
         assert cli.main(["zoo", "download", "cli_offline"]) == 1
     finally:
-        presets._REGISTRY.pop("cli_offline")
+        presets.remove_preset("cli_offline")
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "http://127.0.0.1:9/w.tar.gz" in err and str(tmp_path / "downloads" / "w.tar.gz") in err
@@ -84,16 +85,16 @@ def test_download_puts_the_file_in_the_cache(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(download.HOME_VARIABLE, str(tmp_path / "home"))
     source = tmp_path / "served.bin"
     source.write_bytes(b"weights" * 100)
-    preset = presets.get_preset("cli_cifar_small")
-    preset.update(name="cli_download", default_weights="keras")
-    preset["weights"] = {
-        "keras": {"format": "keras_h5", "files": {"any": {"url": source.as_uri()}}}
-    }
+    preset = presets.get_preset("cli_cifar_small").replace(
+        name="cli_download",
+        weights={"keras": {"format": "keras_h5", "files": {"any": {"url": source.as_uri()}}}},
+        default_weights="keras",
+    )
     presets.register_preset(preset, overwrite=True)
     try:
         assert cli.main(["zoo", "download", "cli_download"]) == 0
     finally:
-        presets._REGISTRY.pop("cli_download")
+        presets.remove_preset("cli_download")
     path = capsys.readouterr().out.strip()
     assert path == str(tmp_path / "home" / "downloads" / "served.bin")
     assert open(path, "rb").read() == source.read_bytes()

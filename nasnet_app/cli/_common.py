@@ -147,8 +147,8 @@ def model_class_names(model, model_path=None):
     """
     for owner in (model, getattr(model, "preprocessor", None)):
         names = getattr(owner, "class_names", None)
-        if names:
-            return [str(name) for name in names]
+        if names:  # names, or (wnid, name) pairs for ImageNet
+            return [name if isinstance(name, str) else list(name) for name in names]
     if model_path is None:
         return None
     sidecar = os.path.join(os.path.dirname(os.path.abspath(model_path)), CLASSES_FILE)

@@ -27,21 +27,26 @@ def add_parser(subparsers):
 
 
 def _preset_model(name):
-    """`(model, class names or "imagenet", preprocessing)` of a zoo preset."""
+    """`(model, class names, preprocessing dict)` of a zoo preset."""
     from nasnet_app import zoo
 
     preset = zoo.get_preset(_common.check_preset(name))
     model = zoo.load(name, weights="pretrained")
-    return model, preset.get("labels"), preset.get("preprocessing") or {}
+    labels = preset.labels
+    if labels == "imagenet":
+        from nasnet_app.classifier import imagenet_labels
+
+        labels = imagenet_labels()
+    return model, labels, preset.preprocessing.to_dict()
 
 
-def _imagenet_names(data_classes):
-    """ImageNet class names, as WordNet ids when the data's folders are named that way."""
-    from nasnet_app.classifier import imagenet_labels
-
-    labels = imagenet_labels()
-    wnids = [wnid for wnid, _ in labels]
-    return wnids if set(data_classes) <= set(wnids) else [name for _, name in labels]
+def _as_data_names(names, data_classes):
+    """Class names as the data names them: (wnid, name) pairs become WordNet ids when the
+    data's folders are named that way, else names."""
+    if names is None or all(isinstance(name, str) for name in names):
+        return names
+    wnids = [wnid for wnid, _ in names]
+    return wnids if set(data_classes) <= set(wnids) else [name for _, name in names]
 
 
 def _check_outputs(model, path, class_names, data):
@@ -60,12 +65,11 @@ def run(args):
     preprocessing = {}
     if args.preset:
         model, class_names, preprocessing = _preset_model(args.preset)
-        if class_names == "imagenet":
-            class_names = _imagenet_names(data.class_names)
     else:
         model = _common.load_model(args.model)
         class_names = _common.model_class_names(model, args.model)
         _check_outputs(model, args.model, class_names, data)
+    class_names = _as_data_names(class_names, data.class_names)
     report = evaluate_model(
         model,
         data,
@@ -73,8 +77,8 @@ def run(args):
         split=args.split,
         batch_size=args.batch_size,
         class_names=class_names,
-        value_range=tuple(preprocessing.get("scale", (-1.0, 1.0))),
-        crop_fraction=preprocessing.get("central_crop_fraction", 1.0),
+        value_range=tuple(preprocessing.get("value_range") or (-1.0, 1.0)),
+        crop_fraction=preprocessing.get("crop_fraction", 1.0),
         latency=not args.no_latency,
         model_name=args.preset or args.model,
     )

@@ -42,14 +42,16 @@ def add_parser(subparsers):
     convert.set_defaults(run=run_convert, tensorflow=True)
 
 
-def _summary(preset):
+def _summary(record):
+    preset = record.to_dict()
     accuracy = preset.get("accuracy") or {}
     scores = ", ".join(f"{k} {v}" for k, v in accuracy.items() if k.startswith("top"))
     return {
         "name": preset["name"],
         "description": preset.get("description", ""),
-        "input_size": preset["input_size"],
-        "classes": preset["classes"],
+        "task": preset.get("task"),
+        "input_size": preset.get("input_size"),
+        "classes": preset.get("classes"),
         "parameters": preset.get("parameters"),
         "accuracy": scores,
         "weights": sorted(preset.get("weights", {})),
@@ -64,9 +66,10 @@ def run_list(args):
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
-        size = "x".join(str(s) for s in row["input_size"])
+        size = "x".join(str(s) for s in row["input_size"] or ["any"])
         sources = ", ".join(row["weights"]) or "none"
-        print(f"{row['name']:28s} {size:>8s}  {row['classes']:>5d} classes  weights: {sources}")
+        classes = f"{row['classes']:>5d} classes" if row["classes"] else ""
+        print(f"{row['name']:28s} {size:>8s}  {classes}  weights: {sources}")
         if row["accuracy"]:
             print(f"{'':28s} {row['description']} ({row['accuracy']})")
     return 0
