@@ -14,15 +14,28 @@ from nasnet_app.cli import (
     _common,
     classify,
     demo,
+    detect,
     draw,
     evaluate,
+    evaluate_detection,
     export,
     finetune,
     search,
     zoo,
 )
 
-COMMAND_MODULES = (demo, zoo, classify, export, finetune, evaluate, search, draw)
+COMMAND_MODULES = (
+    demo,
+    zoo,
+    classify,
+    detect,
+    export,
+    finetune,
+    evaluate,
+    evaluate_detection,
+    search,
+    draw,
+)
 # Python errors a command raises for bad files, data or downloads: one line, exit 1.
 RUNTIME_ERRORS = (ValueError, OSError, KeyError, _common.CommandFailed)
 
