@@ -29,11 +29,11 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
 bench: $(VENV)/.installed
-	$(PY) evaluate/bench_model.py
-	$(PY) evaluate/bench_pipeline.py
-	$(PY) evaluate/bench_zoo.py
-	$(PY) evaluate/bench_search.py --seeds 20
-	$(PY) evaluate/bench_executors.py
+	$(PY) evaluate/benchmarks/bench_model.py
+	$(PY) evaluate/benchmarks/bench_pipeline.py
+	$(PY) evaluate/benchmarks/bench_zoo.py
+	$(PY) evaluate/benchmarks/bench_search.py --seeds 20
+	$(PY) evaluate/benchmarks/bench_executors.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -1,11 +1,23 @@
 """keras-hub style test helpers: one call checks a backbone, a task or a preset end to end.
 
 Tiny configurations keep each call to seconds; every registered preset goes
-through `run_preset_test` (see tests/test_zoo_presets.py).
+through `run_preset_test` (see tests/test_zoo_presets.py): its record is frozen
+and survives its dict form, its converter is the preset's preprocessing, its
+architecture builds at a tiny width, and (with `full_build`) the real network
+has the parameter count the record states.
 """
+
+import dataclasses
+import json
 
 import keras
 import numpy as np
+import pytest
+
+import nasnet_app
+from nasnet_app.cells import cell_output_channels
+from nasnet_app.genotype import resolve_genotype
+from nasnet_app.zoo import presets
 
 # The smallest honest NASNet: 1 cell per stack, 32 px, few filters.
 TINY_BACKBONE = dict(
@@ -69,3 +81,104 @@ def _check_keras_round_trip(model, input_data, tmp_path):
     np.testing.assert_array_equal(
         loaded.predict(input_data, verbose=0), model.predict(input_data, verbose=0)
     )
+
+
+# ---------------------------------------------------------------------- presets
+
+PRESET_INPUT = 32
+TINY_STEM_FILTERS = 8
+
+
+def tiny_architecture(architecture):
+    """The same genotype, stem and BatchNorm settings at the smallest width and depth."""
+    multiplier = architecture.filter_multiplier
+    outputs = cell_output_channels(resolve_genotype(architecture.genotype).normal, 1)
+    # F = 2 * m**2 keeps the ImageNet stem cells (F / m**2, F / m) at least 2 wide.
+    return architecture.replace(
+        num_blocks=1,
+        penultimate_filters=outputs * multiplier**2 * 2 * multiplier**2,
+        stem_filters=TINY_STEM_FILTERS,
+        default_size=PRESET_INPUT,
+    )
+
+
+def check_record(preset):
+    """Frozen, JSON-ready, and the same record after `to_dict` / `from_dict`."""
+    assert isinstance(preset, presets.Preset)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        preset.classes = 3
+    data = json.loads(json.dumps(preset.to_dict()))
+    assert presets.Preset.from_dict(data) == preset
+    assert isinstance(preset.architecture, nasnet_app.presets.ModelConfig)
+    for source in preset.weights.values():
+        assert source.format in presets.WEIGHT_FORMATS
+        for entry in source.files.values():
+            assert entry.file_name and (entry.url or entry.path)
+    if preset.default_weights is not None:
+        assert preset.default_weights in preset.weights
+
+
+def check_converter(preset):
+    converter = preset.converter()
+    assert converter.image_size == preset.input_size
+    settings = preset.preprocessing
+    assert (converter.crop_fraction, converter.resize_mode, converter.antialias) == (
+        settings.crop_fraction,
+        settings.resize,
+        settings.antialias,
+    )
+    assert converter.value_range == settings.value_range
+
+
+def check_tiny_build(preset):
+    """The preset's model at a tiny width: output shape, converter and class names attached."""
+    from nasnet_app import zoo
+
+    tiny = preset.replace(architecture=tiny_architecture(preset.architecture))
+    model = zoo.build_model(tiny, input_shape=(PRESET_INPUT, PRESET_INPUT, 3))
+    image = np.full((40, 52, 3), 128, "uint8")
+    batch = model.preprocessor.convert_images([image])
+    assert batch.shape == (1, PRESET_INPUT, PRESET_INPUT, 3)
+    assert model(batch).shape == (1, preset.classes)
+    if preset.labels is not None:
+        assert len(model.class_names) == preset.classes
+
+
+def check_parameter_count(preset):
+    """The real network (at a small input: parameters do not depend on it) against the record."""
+    size = min(64, *preset.input_size)
+    kwargs = {**preset.model_kwargs(), "input_shape": (size, size, 3)}
+    model = nasnet_app.NASNet(**kwargs)
+    head = model.weight_map()
+    head_size = int(np.prod(head["head/dense/kernel"].shape) + head["head/dense/bias"].shape[0])
+    assert model.count_params() == preset.parameters.include_top
+    assert model.count_params() - head_size == preset.parameters.no_top
+
+
+def run_preset_test(preset_name, full_build=True):
+    """Every check a registered preset must pass (`full_build`: the real parameter count)."""
+    preset = presets.get_preset(preset_name)
+    if preset.task != presets.CLASSIFICATION:
+        pytest.fail(f"run_preset_test has no checks for {preset.task} presets ({preset_name})")
+    check_record(preset)
+    check_converter(preset)
+    check_tiny_build(preset)
+    if full_build and preset.parameters is not None:
+        check_parameter_count(preset)
+
+
+def load_benchmark(name):
+    """A benchmark script of `evaluate/benchmarks/` as a module (they are not installed)."""
+    import importlib.util
+    import os
+
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        "evaluate",
+        "benchmarks",
+        f"{name}.py",
+    )
+    spec = importlib.util.spec_from_file_location(f"benchmarks.{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,8 +1,10 @@
-"""Test of evaluate/bench_pipeline.py: the table it prints from real, tiny runs."""
+"""Test of evaluate/benchmarks/bench_pipeline.py: the table it prints from real, tiny runs."""
 
 import pytest
 
-from nasnet_app.evaluate import bench_pipeline
+from tests.helpers import load_benchmark
+
+bench_pipeline = load_benchmark("bench_pipeline")
 
 
 @pytest.mark.slow
