@@ -7,10 +7,9 @@
 a `.tar`/`.tar.gz` of such a tree, a CIFAR-10 python batches folder,
 `tfds:NAME[@DATA_DIR]`, or `demo` (the bundled CIFAR-10 subset).
 
-`--resume` continues the run in `RUN_DIR` with the same arguments. A larger
-`--epochs` extends the run to the new total: the epochs already trained stay
-as they are, and the remaining ones follow the cosine schedule of the new,
-longer run (the learning rate at the resumed step is the longer schedule's).
+`--resume` continues the run in `RUN_DIR` with the same arguments; the
+phase split (`--head-epochs`) of the saved run is kept. A larger `--epochs` is
+passed on to the trainer, to extend the run to the new total.
 """
 
 import json
@@ -21,6 +20,16 @@ import sys
 from nasnet_app.cli import _common
 
 STATE_FILE = "state.json"
+# Trainer setting -> the flag that sets it; on --resume a given flag must match the saved run.
+RESUME_CHECKED = {
+    "batch_size": "--batch-size",
+    "optimizer": "--optimizer",
+    "learning_rate": "--lr",
+    "weight_decay": "--weight-decay",
+    "label_smoothing": "--label-smoothing",
+    "seed": "--seed",
+    "head_epochs": "--head-epochs",
+}
 
 
 def add_parser(subparsers):
@@ -88,36 +97,49 @@ def _model_config(args):
     return {key: value for key, value in pairs if value is not None} or None
 
 
-def _saved_epochs(out):
+def _saved_settings(out):
     path = os.path.join(out, STATE_FILE)
     if not os.path.isfile(path):
         return None
     with open(path, encoding="utf-8") as handle:
         state = json.load(handle)
-    return state.get("epochs_done", 0), state.get("settings", {}).get("epochs")
+    return {"epochs_done": state.get("epochs_done", 0), **state.get("settings", {})}
 
 
 def check_run_folder(args):
     """`--resume` needs a run in `--out`; a new run needs an `--out` without one."""
-    saved = _saved_epochs(args.out) if os.path.isdir(args.out) else None
+    saved = _saved_settings(args.out) if os.path.isdir(args.out) else None
     if args.resume:
         if not os.path.isdir(args.out):
             raise _common.CommandFailed(f"`--out` {args.out} does not exist: nothing to resume.")
         if saved is None:
             raise _common.CommandFailed(f"{args.out} holds no fine-tuning run to resume.")
-        done, total = saved
-        if total is not None and args.epochs < done:
+        if args.epochs < saved["epochs_done"]:
             raise _common.UsageError(
-                f"--epochs {args.epochs} is fewer than the {done} epochs {args.out} has "
-                "trained already."
+                f"--epochs {args.epochs} is fewer than the {saved['epochs_done']} epochs "
+                f"{args.out} has trained already."
             )
+        if args.head_epochs is None:
+            args.head_epochs = saved.get("head_epochs")
+        _check_same_settings(args, saved)
     elif saved is not None:
         raise _common.UsageError(
-            f"{args.out} already holds a fine-tuning run (epoch {saved[0]} of {saved[1]}). Add "
-            "--resume to continue it, or choose another --out."
+            f"{args.out} already holds a fine-tuning run (epoch {saved['epochs_done']} of "
+            f"{saved.get('epochs')}). Add --resume to continue it, or choose another --out."
         )
     elif os.path.exists(args.out) and not os.path.isdir(args.out):
         raise _common.CommandFailed(f"`--out` {args.out} is a file, not a folder.")
+
+
+def _check_same_settings(args, saved):
+    given = {"learning_rate": args.lr, **vars(args)}
+    for name, option in RESUME_CHECKED.items():
+        value = given.get(name)
+        if value is not None and name in saved and saved[name] != value:
+            raise _common.UsageError(
+                f"{option} {value} differs from the setting of the run in {args.out} "
+                f"({saved[name]}); resume with the same arguments, or choose another --out."
+            )
 
 
 def _start_model(args):
