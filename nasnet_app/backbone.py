@@ -338,7 +338,10 @@ class NASNetBackbone(keras.Model):
     @classmethod
     def from_preset(cls, preset, **overrides):
         """A backbone with the architecture of a preset (a `nasnet_app.presets.ModelConfig`,
-        `"mobile"`, `"large"` or `"cifar"`), with any argument overridden.
+        `"mobile"`, `"large"`, `"cifar"`, or a zoo `Preset` record), with any argument
+        overridden. Zoo presets by name (`"nasnet_a_mobile_imagenet"`) and their
+        weights come from `nasnet_app.zoo` (`zoo.load`, `zoo.get_preset`), which the
+        core never imports.
 
         Example:
 

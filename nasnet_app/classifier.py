@@ -2,9 +2,11 @@
 
 The images are prepared by the model's own `NASNetImageConverter`
 (`model.preprocessor`, saved in its `.keras` file); for any other Keras model
-a converter is made from the preset's `preprocessing` record (crop fraction,
-resize mode, value range). The ImageNet class index ships with the package;
-nothing is fetched at run time.
+a converter is made from the preset's `preprocessing` (a
+`nasnet_app.presets.Preprocessing`: crop fraction, resize mode, antialias,
+value range). A preset is a zoo `Preset` record or its `to_dict()` form (any
+subset of its keys); this module reads it without importing the zoo. The
+ImageNet class index ships with the package; nothing is fetched at run time.
 
 Example:
 
@@ -27,6 +29,7 @@ import numpy as np
 from nasnet_app.assets import asset_path
 from nasnet_app.image_classifier import Prediction, decode_predictions, softmax
 from nasnet_app.preprocessing import NASNetImageConverter, as_rgb_tensor
+from nasnet_app.presets import Preprocessing
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -81,21 +84,21 @@ def as_rgb(array):
     return np.asarray(as_rgb_tensor(np.asarray(array)))
 
 
+def preset_fields(preset):
+    """A preset as a dict: a record's `to_dict()` (a zoo `Preset`), a dict as given."""
+    if preset is None:
+        return {}
+    return preset.to_dict() if hasattr(preset, "to_dict") else dict(preset)
+
+
 def converter_for(model, preset=None):
     """The model's own `NASNetImageConverter`, else one made from a preset's `preprocessing`."""
     own = getattr(model, "preprocessor", None)
     if isinstance(own, NASNetImageConverter):
         return own
-    preset = preset or {}
-    size = preset.get("input_size") or _model_input_size(model)
-    settings = preset.get("preprocessing") or {}
-    return NASNetImageConverter(
-        image_size=size,
-        crop_fraction=settings.get("central_crop_fraction", 1.0),
-        resize=settings.get("resize", "crop"),
-        antialias=settings.get("antialias", True),
-        value_range=settings.get("scale", (-1.0, 1.0)),
-    )
+    fields = preset_fields(preset)
+    size = fields.get("input_size") or _model_input_size(model)
+    return Preprocessing.from_dict(fields.get("preprocessing") or {}).converter(size)
 
 
 def _model_input_size(model):
@@ -135,9 +138,9 @@ class ImageClassifier:
     Args:
         model: a Keras model taking (N, H, W, 3) inputs prepared by its
             converter (`model.preprocessor`) or as the preset says.
-        preset: a preset dict (`nasnet_app.zoo.get_preset(...)`): gives the
-            input size, the preprocessing, the labels and the label offset for
-            models that carry none of their own.
+        preset: a zoo `Preset` (`nasnet_app.zoo.get_preset(...)`) or a dict
+            of its fields: gives the input size, the preprocessing, the labels
+            and the label offset for models that carry none of their own.
         labels: overrides the model's class names and the preset's labels:
             `"imagenet"`, a list of class names, or a list of `(wnid, name)` pairs.
         batch_size: images per model call.
@@ -150,7 +153,7 @@ class ImageClassifier:
 
     def __init__(self, model, preset=None, labels=None, batch_size=32):
         self.model = model
-        preset = preset or {}
+        preset = preset_fields(preset)
         self.preset_name = preset.get("name")
         self.converter = converter_for(model, preset)
         self.input_size = self.converter.image_size

@@ -318,6 +318,50 @@ class NASNetImageClassifier(keras.Model):
         }
 
     @classmethod
+    def from_preset(cls, preset, weights=None, **kwargs):
+        """A classifier for a published architecture or a zoo preset record, with weights.
+
+        The core knows the architectures of `nasnet_app.presets.ARCHITECTURES`
+        (`"mobile"`, `"large"`, `"cifar"`, or any `ModelConfig`) and the
+        official keras-applications weights (`weights="imagenet"` for Mobile and
+        Large, or a `.h5` / `.weights.h5` path), as `NASNetMobile` & co. The
+        pretrained presets (`"nasnet_a_mobile_imagenet"`, TF-Slim weights, the
+        shipped checkpoints) live in `nasnet_app.zoo`, which the core never
+        imports: load one by name with `nasnet_app.zoo.load(name, weights=...)`,
+        or pass its record here (`from_preset(zoo.get_preset(name), "pretrained")`).
+
+        Args:
+            preset: a `ModelConfig`, an architecture name, or a zoo `Preset`.
+            weights: None, `"imagenet"` or a weights file (for a zoo preset:
+                anything `nasnet_app.zoo.load` accepts).
+            **kwargs: other `NASNet` arguments (`include_top`, `classes`, ...).
+
+        Example:
+
+        >>> from nasnet_app import NASNetImageClassifier
+        >>> NASNetImageClassifier.from_preset("mobile", include_top=False).count_params()
+        4269716
+        """
+        from nasnet_app import applications
+        from nasnet_app.model import NASNet
+        from nasnet_app.presets import ARCHITECTURES, get_architecture
+
+        if callable(getattr(preset, "load", None)):
+            return preset.load(weights, **kwargs)
+        architecture = get_architecture(preset)
+        if ARCHITECTURES.get(architecture.name) == architecture:
+            build = {
+                "mobile": applications.NASNetMobile,
+                "large": applications.NASNetLarge,
+                "cifar": applications.NASNetCIFAR,
+            }[architecture.name]
+            return build(weights=weights, **kwargs)
+        model = NASNet(**{**architecture.model_kwargs(), **kwargs})
+        if weights is not None:
+            applications.load_weights_file(model, weights)
+        return model
+
+    @classmethod
     def from_config(cls, config):
         config = dict(config)
         config.pop("dtype", None)

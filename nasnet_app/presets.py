@@ -7,6 +7,10 @@ configurations of the NASNet paper (Mobile 4 @ 1056, Large 6 @ 4032, CIFAR
 (`nasnet_app.zoo.presets`, which add weights, labels and preprocessing) and
 the search's proxy children all derive from these records.
 
+`Preprocessing` holds how a preset's raw images become its input (the
+arguments of `NASNetImageConverter`); `IMAGENET_PREPROCESSING` is TF-Slim's
+ImageNet evaluation (the zoo's ImageNet presets).
+
 `KERAS_WEIGHT_FILES` lists the official keras-applications `.h5` files of
 Mobile and Large (URL and MD5, as keras.applications names them), used by
 `NASNetMobile(weights="imagenet")` and by the zoo.
@@ -25,6 +29,27 @@ import dataclasses
 from nasnet_app.genotype import Genotype
 
 KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/nasnet/"
+
+
+def record_from_dict(cls, data, what):
+    """`cls(**data)` for a frozen record, naming unknown fields (`what` names the argument)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"`{what}` must be a dict. Received: {what}={data!r}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(
+            f"`{what}` must only have the fields {', '.join(sorted(fields))}. "
+            f"Received unknown fields: {unknown}"
+        )
+    missing = [f.name for f in dataclasses.fields(cls) if _required(f) and f.name not in data]
+    if missing:
+        raise ValueError(f"`{what}` must have the fields {missing}. Received: {what}={data!r}")
+    return cls(**data)
+
+
+def _required(field):
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,14 +102,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise ValueError(
-                f"`config` must only have the fields {', '.join(sorted(fields))}. "
-                f"Received unknown fields: {unknown}"
-            )
-        return cls(**data)
+        return record_from_dict(cls, data, "config")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +115,40 @@ class WeightFile:
     sha256: str | None = None
     path: str | None = None  # a file that ships with the package
 
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How raw images become a network's input: `NASNetImageConverter`'s arguments
+    other than the size (see `nasnet_app.preprocessing` for each field)."""
+
+    crop_fraction: float = 1.0
+    resize: str = "crop"
+    antialias: bool = True
+    value_range: tuple[float, float] | None = (-1.0, 1.0)
+
+    def __post_init__(self):
+        if self.value_range is not None:
+            object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
+
+    def converter(self, image_size):
+        """The `NASNetImageConverter` for inputs of `image_size` `(height, width)`."""
+        from nasnet_app.preprocessing import NASNetImageConverter
+
+        return NASNetImageConverter(tuple(image_size), **self.to_dict(), name="preprocessor")
+
+    def to_dict(self):
+        data = dataclasses.asdict(self)
+        data["value_range"] = None if self.value_range is None else list(self.value_range)
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        return record_from_dict(cls, data, "preprocessing")
+
+
+# TF-Slim's inception evaluation: the central 87.5 %, stretched to the input size
+# (bilinear, no antialias), [0, 255] mapped to [-1, 1].
+IMAGENET_PREPROCESSING = Preprocessing(crop_fraction=0.875, resize="stretch", antialias=False)
 
 MOBILE = ModelConfig("mobile", num_blocks=4, penultimate_filters=1056, stem_filters=32)
 LARGE = ModelConfig(
@@ -128,12 +180,16 @@ KERAS_WEIGHT_FILES = {
 
 
 def get_architecture(value):
-    """A `ModelConfig` from itself or the name of a published one."""
+    """A `ModelConfig` from itself, the name of a published one, or a record holding one
+    as `architecture` (a `nasnet_app.zoo` preset; the core never imports the zoo)."""
     if isinstance(value, ModelConfig):
         return value
-    if value not in ARCHITECTURES:
+    if isinstance(getattr(value, "architecture", None), ModelConfig):
+        return value.architecture
+    if not isinstance(value, str) or value not in ARCHITECTURES:
         raise ValueError(
-            f"`preset` must be a ModelConfig or one of {', '.join(ARCHITECTURES)}. "
-            f"Received: preset={value!r}"
+            f"`preset` must be a ModelConfig, a zoo preset record or one of "
+            f"{', '.join(ARCHITECTURES)}. Received: preset={value!r} (pretrained zoo presets "
+            "by name: nasnet_app.zoo.load(name) or nasnet_app.zoo.get_preset(name))"
         )
     return ARCHITECTURES[value]

@@ -17,6 +17,7 @@ import pytest
 import nasnet_app
 from nasnet_app.cells import cell_output_channels
 from nasnet_app.genotype import resolve_genotype
+from nasnet_app.presets import ModelConfig
 from nasnet_app.zoo import presets
 
 # The smallest honest NASNet: 1 cell per stack, 32 px, few filters.
@@ -109,7 +110,7 @@ def check_record(preset):
         preset.classes = 3
     data = json.loads(json.dumps(preset.to_dict()))
     assert presets.Preset.from_dict(data) == preset
-    assert isinstance(preset.architecture, nasnet_app.presets.ModelConfig)
+    assert isinstance(preset.architecture, ModelConfig)
     for source in preset.weights.values():
         assert source.format in presets.WEIGHT_FORMATS
         for entry in source.files.values():

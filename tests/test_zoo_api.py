@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 import nasnet_app
-from nasnet_app import zoo
-from nasnet_app.zoo import api, download, presets
+from nasnet_app import applications, download, zoo
+from nasnet_app.presets import KERAS_BASE_URL
+from nasnet_app.zoo import api, presets
 
 REFERENCE = os.path.join(
     os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data", "slim-reference",
@@ -76,8 +77,7 @@ def _cifar_preset(url=None, sha256=None):
         "test_cifar_small", "nasnet_a", CIFAR_CONFIG, input_size=32, classes=10,
         labels=CIFAR_LABELS, weights=weights, register=False,
     )  # fmt: skip
-    preset["default_weights"] = "slim" if url else None
-    return preset
+    return preset.replace(default_weights="slim" if url else None)
 
 
 def _relative_error(ours, reference):
@@ -93,6 +93,7 @@ def test_pretrained_download_save_and_reload(server, archive, tmp_path):
 
     model = zoo.load(preset, weights="imagenet", classifier_activation=None, progress=False)
     assert model.strided_pool_padding == "same"
+    assert model.class_names == CIFAR_LABELS
     assert _relative_error(model(images), logits) <= 1e-4
     assert served == [f"/{archive.name}"]
 
@@ -102,6 +103,8 @@ def test_pretrained_download_save_and_reload(server, archive, tmp_path):
     out = api.save_model(model, tmp_path / "cifar.keras")
     reloaded = zoo.load(preset, weights=out)
     assert reloaded.strided_pool_padding == "same"
+    assert reloaded.class_names == CIFAR_LABELS  # saved in the .keras file
+    assert reloaded.preprocessor.get_config() == model.preprocessor.get_config()
     np.testing.assert_allclose(reloaded(images), model(images), atol=1e-6)
 
     classifier = zoo.load_classifier(preset, model=reloaded)
@@ -148,29 +151,50 @@ def test_offline_pretrained_names_url_and_place(home):
     assert str(home / "downloads" / "nasnet-a_cifar_small.tar.gz") in str(info.value)
 
 
+def _project_source(path, sha256):
+    return presets.WeightSource("keras", {"any": {"path": str(path), "sha256": sha256}})
+
+
 def test_manifest_checkpoint_is_hash_checked(tmp_path):
     model = nasnet_app.NASNet(
         num_blocks=1, penultimate_filters=48, stem="cifar", stem_filters=12, classes=10,
         input_shape=(32, 32, 3),
     )  # fmt: skip
     path = api.save_model(model, tmp_path / "tiny.keras")
-    entry = {
-        "file": "tiny.keras",
-        "sha256": download.file_hash(path),
-        "config": {"num_blocks": 1, "penultimate_filters": 48, "stem": "cifar"},
-        "classes": 10,
-    }
+    preset = presets.Preset(
+        name="tiny",
+        architecture={"base": "cifar", "num_blocks": 1, "penultimate_filters": 48},
+        input_size=(32, 32),
+        classes=10,
+        labels=CIFAR_LABELS,
+        weights={"project": _project_source(path, download.file_hash(path))},
+        default_weights="project",
+    )
+    entry = presets.manifest_entry(preset, str(tmp_path))
     (tmp_path / "manifest.json").write_text(json.dumps({"tiny": entry}))
     preset = presets.presets_from_manifest(str(tmp_path / "manifest.json"))["tiny"]
     loaded = zoo.load(preset, weights="pretrained")
     images = np.random.RandomState(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(loaded(images), model(images), atol=1e-6)
-    preset["weights"]["project"]["files"]["any"]["sha256"] = "1" * 64
+    assert loaded.class_names == CIFAR_LABELS  # the preset names the classes of its checkpoint
+    damaged = preset.replace(weights={"project": _project_source(path, "1" * 64)})
     with pytest.raises(download.HashMismatchError, match="tiny.keras"):
-        zoo.load(preset, weights="pretrained")
+        zoo.load(damaged, weights="pretrained")
 
 
-def test_application_resolver_asks_for_the_official_file(monkeypatch):
+def test_build_model_carries_the_preset_converter_and_class_names(tmp_path):
+    preset = _cifar_preset().replace(preprocessing={"crop_fraction": 0.5, "resize": "stretch"})
+    model = zoo.build_model(preset)
+    assert model.preprocessor.crop_fraction == 0.5 and model.preprocessor.resize_mode == "stretch"
+    assert model.class_names == CIFAR_LABELS
+    reloaded = zoo.load(preset, weights=api.save_model(model, tmp_path / "m.keras"))
+    assert reloaded.preprocessor.get_config() == model.preprocessor.get_config()
+    assert reloaded.class_names == CIFAR_LABELS
+    resized = zoo.build_model(preset, input_shape=(48, 48, 3), classes=4)
+    assert resized.preprocessor.image_size == (48, 48) and resized.class_names is None
+
+
+def test_application_weights_ask_for_the_official_file(monkeypatch):
     calls = []
 
     def fake_fetch(url, file_name=None, md5=None, sha256=None, progress=True):
@@ -178,12 +202,29 @@ def test_application_resolver_asks_for_the_official_file(monkeypatch):
         return "/cache/" + file_name
 
     monkeypatch.setattr(download, "fetch", fake_fetch)
-    assert api.application_weights("mobile", False) == "/cache/NASNet-mobile-no-top.h5"
+    path = applications.imagenet_weights_path("mobile", False)
+    assert path == "/cache/NASNet-mobile-no-top.h5"
     assert calls == [
-        (presets.KERAS_BASE_URL + "NASNet-mobile-no-top.h5", "1ed92395b5b598bdda52abe5c0dbfd63")
+        (KERAS_BASE_URL + "NASNet-mobile-no-top.h5", "1ed92395b5b598bdda52abe5c0dbfd63")
     ]
     with pytest.raises(ValueError, match="NASNetMobile and NASNetLarge"):
-        api.application_weights("cifar", True)
+        applications.imagenet_weights_path("cifar", True)
+
+
+def test_core_from_preset_takes_architectures_and_zoo_records():
+    tiny = nasnet_app.presets.ARCHITECTURES["cifar"].replace(
+        num_blocks=1, penultimate_filters=48, stem_filters=12
+    )
+    model = nasnet_app.NASNetImageClassifier.from_preset(tiny, classes=3)
+    assert (
+        model.count_params() == nasnet_app.NASNet(**tiny.model_kwargs(), classes=3).count_params()
+    )
+    from_record = nasnet_app.NASNetImageClassifier.from_preset(_cifar_preset())
+    assert from_record.class_names == CIFAR_LABELS
+    backbone = nasnet_app.NASNetBackbone.from_preset(_cifar_preset())
+    assert backbone.num_blocks == CIFAR_CONFIG["num_blocks"]
+    with pytest.raises(ValueError, match="nasnet_app.zoo.load\\(name\\)"):
+        nasnet_app.NASNetImageClassifier.from_preset("nasnet_a_mobile_imagenet")
 
 
 @pytest.mark.slow

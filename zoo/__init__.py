@@ -1,4 +1,9 @@
-"""Pretrained presets, downloads, weight converters and TF-Hub export (`nasnet_app.zoo`).
+"""Pretrained presets, weight converters and TF-Hub export (`nasnet_app.zoo`).
+
+The core builds architectures (`NASNetBackbone.from_preset("mobile")`,
+`NASNetMobile(weights="imagenet")`) and never imports this package; the zoo
+adds pretrained presets (`get_preset`, typed frozen records), every weight
+format (`load`, `convert`) and export.
 
 Example:
 
@@ -18,11 +23,13 @@ from nasnet_app.zoo.api import (
     save_model,
 )
 from nasnet_app.zoo.presets import (
+    Preset,
+    WeightSource,
     get_preset,
     list_presets,
-    model_config,
     preset_from_genotype,
     register_preset,
+    remove_preset,
 )
 from nasnet_app.zoo.slim import convert_slim, load_slim_checkpoint, slim_key
 
@@ -39,6 +46,8 @@ def __getattr__(name):
 
 
 __all__ = [
+    "Preset",
+    "WeightSource",
     "build_model",
     "convert",
     "convert_slim",
@@ -49,9 +58,9 @@ __all__ = [
     "load",
     "load_classifier",
     "load_slim_checkpoint",
-    "model_config",
     "preset_from_genotype",
     "register_preset",
+    "remove_preset",
     "save_model",
     "slim_key",
     *_HUB_NAMES,

@@ -7,7 +7,11 @@ Weight files are recognised by their form, as the official sources ship them:
 * a TF-Slim checkpoint prefix, a folder holding one, or the official `.tar.gz`
   archive (`nasnet_app.zoo.slim`; TF-Slim pool padding);
 * `.weights.h5`: weights saved by Keras 3 `model.save_weights`;
-* `.keras`: a whole saved model (`keras.models.load_model`).
+* `.keras`: a whole saved model (`nasnet_app.load_model`, which also upgrades
+  files of nasnet-app 0.1).
+
+Every model built here carries its preset's image converter (`preprocessor`)
+and class names, so both travel in its `.keras` file.
 
 Example:
 
@@ -18,8 +22,8 @@ Example:
 
 import os
 
-from nasnet_app.io_utils import atomic_path
 from nasnet_app import download as downloads
+from nasnet_app.io_utils import atomic_path
 from nasnet_app.zoo import presets as registry
 from nasnet_app.zoo.slim import ARCHIVE_SUFFIXES, load_slim_checkpoint
 
@@ -46,12 +50,23 @@ def detect_format(path):
     )
 
 
+def classification_preset(name):
+    """The `Preset` for a name or record; a detector preset is refused by name."""
+    preset = registry.get_preset(name)
+    if preset.task != registry.CLASSIFICATION:
+        raise ValueError(
+            f"`preset` must be an image classification preset. Received: preset={preset.name!r} "
+            f"(a {preset.task} preset: load it with nasnet_app.zoo.detection.load_detector)"
+        )
+    return preset
+
+
 def fetch_weights(preset, source=None, include_top=True, progress=True):
     """Local path of a preset's weight file, downloading it into the cache if needed.
 
     Args:
-        preset: a preset name or dict.
-        source: a key of `preset["weights"]` (`"keras"`, `"slim"`, ...); by
+        preset: a preset name or `Preset`.
+        source: a key of `preset.weights` (`"keras"`, `"slim"`, ...); by
             default the preset's `default_weights`.
         include_top: pick the file with the classification layer, where the
             source ships both.
@@ -60,36 +75,29 @@ def fetch_weights(preset, source=None, include_top=True, progress=True):
     Returns:
         `(path, source)`.
     """
-    preset = registry.get_preset(preset)
-    source = source or preset.get("default_weights")
+    preset = classification_preset(preset)
+    source = source or preset.default_weights
     if not source:
         raise ValueError(
-            f"`weights` must be None or a path for preset {preset['name']!r}, "
+            f"`weights` must be None or a path for preset {preset.name!r}, "
             "which names no pretrained weights."
         )
-    entry = registry.source_file(preset, source, include_top)
-    if entry.get("path") and os.path.exists(entry["path"]):
+    entry = preset.weight_file(source, include_top)
+    if entry.path and os.path.exists(entry.path):
         _check_local_hash(entry)
-        return entry["path"], source
-    if not entry.get("url"):
-        raise FileNotFoundError(
-            f"Weights of preset {preset['name']!r} not found at {entry.get('path')}."
-        )
+        return entry.path, source
+    if not entry.url:
+        raise FileNotFoundError(f"Weights of preset {preset.name!r} not found at {entry.path}.")
     path = downloads.fetch(
-        entry["url"],
-        entry.get("file_name"),
-        md5=entry.get("md5"),
-        sha256=entry.get("sha256"),
-        progress=progress,
+        entry.url, entry.file_name or None, md5=entry.md5, sha256=entry.sha256, progress=progress
     )
     return path, source
 
 
 def _check_local_hash(entry):
-    expected = entry.get("sha256")
-    if expected and downloads.file_hash(entry["path"]) != expected:
+    if entry.sha256 and downloads.file_hash(entry.path) != entry.sha256:
         raise downloads.HashMismatchError(
-            f"{entry['path']} does not have the SHA-256 its manifest records ({expected}); "
+            f"{entry.path} does not have the SHA-256 its manifest records ({entry.sha256}); "
             "the file is damaged or was replaced."
         )
 
@@ -100,7 +108,7 @@ def _resolve_weights(preset, weights, source, include_top, progress):
         return None, None, None
     if isinstance(weights, str) and weights in PRETRAINED:
         path, source = fetch_weights(preset, source, include_top, progress)
-        return path, preset["weights"][source]["format"], source
+        return path, preset.weights[source].format, source
     if isinstance(weights, str) and "://" in weights:
         path = downloads.fetch(weights, progress=progress)
         return path, detect_format(path), None
@@ -116,34 +124,46 @@ def _resolve_weights(preset, weights, source, include_top, progress):
 
 
 def _check_classes(preset, weights, include_top, overrides):
-    classes = overrides.get("classes", preset["classes"])
-    if weights is not None and include_top and classes != preset["classes"]:
+    classes = overrides.get("classes", preset.classes)
+    if weights is not None and include_top and classes != preset.classes:
         raise ValueError(
-            f"`classes` must be {preset['classes']} (the classes of the weights of "
-            f"{preset['name']!r}) when loading weights with include_top=True. "
+            f"`classes` must be {preset.classes} (the classes of the weights of "
+            f"{preset.name!r}) when loading weights with include_top=True. "
             f"Received: classes={classes}"
         )
 
 
+def _image_size(input_shape, preset):
+    height, width = tuple(input_shape)[:2]
+    return preset.input_size if height is None or width is None else (height, width)
+
+
 def build_model(preset, include_top=True, weights_format=None, **overrides):
-    """An untrained `NASNet` with a preset's configuration.
+    """An untrained `NASNet` with a preset's configuration, converter and class names.
 
     Args:
-        preset: a preset name or dict.
+        preset: a preset name or `Preset`.
         include_top: keep the classification layer.
         weights_format: the weight format to be loaded (`"keras_h5"` or
             `"slim"`); it sets the matching stride-2 pool padding unless
             `strided_pool_padding` is given.
-        **overrides: other `nasnet_app.NASNet` arguments.
+        **overrides: other `nasnet_app.NASNet` arguments; the preset's
+            `preprocessor` follows an overridden `input_shape`, and its class
+            names are left out when `classes` differs.
     """
     import nasnet_app
 
-    preset = registry.get_preset(preset)
-    config = registry.model_config(preset, include_top=include_top, **overrides)
+    preset = classification_preset(preset)
+    kwargs = preset.model_kwargs(include_top)
     padding = registry.SOURCE_PADDING.get(weights_format)
-    if padding is not None and "strided_pool_padding" not in overrides:
-        config["strided_pool_padding"] = padding
-    return nasnet_app.NASNet(**config)
+    if padding is not None:
+        kwargs["strided_pool_padding"] = padding
+    kwargs.update(overrides)
+    if "preprocessor" not in overrides:
+        kwargs["preprocessor"] = preset.converter(_image_size(kwargs["input_shape"], preset))
+    if "class_names" not in overrides:
+        kwargs["class_names"] = preset.class_names(kwargs["classes"]) if include_top else None
+    return nasnet_app.NASNet(**kwargs)
 
 
 def load(
@@ -158,11 +178,13 @@ def load(
     """Builds a preset's model and loads weights into it.
 
     Args:
-        name: a preset name (see `list_presets()`) or a preset dict.
+        name: a preset name (see `list_presets()`) or a `Preset`.
         weights: `None` (random initialisation), `"imagenet"` (the preset's
             published weights, downloaded and cached), a URL, or a local file:
             `.h5` (keras.applications), TF-Slim checkpoint prefix / folder /
-            `.tar.gz`, `.weights.h5`, or `.keras` (returned as saved).
+            `.tar.gz`, `.weights.h5`, or `.keras` (returned as saved; the
+            preset's own `.keras` checkpoint gets the preset's class names if
+            it has none).
         include_top: keep the classification layer.
         source: which published weights for `"imagenet"`: `"keras"` (default)
             or `"slim"`.
@@ -173,30 +195,39 @@ def load(
             `pooling`, `classifier_activation`, `classes` without weights, ...).
 
     Returns:
-        A `nasnet_app.NASNet` (or the saved model of a `.keras` file).
+        A `nasnet_app.NASNet` with the preset's `preprocessor` and
+        `class_names` (or the saved model of a `.keras` file).
 
     Example:
 
     >>> from nasnet_app import zoo
     >>> model = zoo.load("nasnet_a_mobile_imagenet", weights="imagenet", source="slim")  # doctest: +SKIP
     """
-    preset = registry.get_preset(name)
+    preset = classification_preset(name)
     path, fmt, source = _resolve_weights(preset, weights, source, include_top, progress)
     if fmt == "keras":
-        import keras
-
-        return keras.models.load_model(path)
+        return _load_keras_file(path, preset if source else None)
     if include_background:
         if fmt != "slim":
             raise ValueError(
                 "`include_background` must be False unless TF-Slim weights are loaded. "
                 f"Received: include_background=True with weights={weights!r}"
             )
-        overrides["classes"] = preset["classes"] + 1
-        preset = {**preset, "classes": preset["classes"] + 1}
+        preset = preset.replace(classes=preset.classes + 1, labels=None)
     _check_classes(preset, weights, include_top, overrides)
     model = build_model(preset, include_top, fmt, **overrides)
     _load_into(model, path, fmt)
+    return model
+
+
+def _load_keras_file(path, preset=None):
+    """A saved model; a preset's own checkpoint gets the preset's class names if it has none."""
+    import nasnet_app
+
+    model = nasnet_app.load_model(path)
+    named = isinstance(model, nasnet_app.NASNetImageClassifier) and model.class_names is not None
+    if preset is not None and not named and getattr(model, "include_top", False):
+        model.class_names = preset.class_names(model.classes)
     return model
 
 
@@ -227,7 +258,7 @@ def convert(name, weights, out, include_top=True, **kwargs):
     """Loads `weights` into the preset's model and saves it as a `.keras` file.
 
     Args:
-        name: a preset name or dict.
+        name: a preset name or `Preset`.
         weights: as in `load` (a file, URL or `"imagenet"`).
         out: the `.keras` file to write (atomically).
         include_top: keep the classification layer.
@@ -250,7 +281,7 @@ def load_classifier(name, weights="imagenet", model=None, batch_size=32, **kwarg
     """An `ImageClassifier` for a preset (its preprocessing and labels).
 
     Args:
-        name: a preset name or dict.
+        name: a preset name or `Preset`.
         weights: as in `load` (ignored when `model` is given).
         model: an already loaded model to use instead.
         batch_size: images per model call.
@@ -258,9 +289,9 @@ def load_classifier(name, weights="imagenet", model=None, batch_size=32, **kwarg
     """
     from nasnet_app.classifier import ImageClassifier
 
-    preset = registry.get_preset(name)
+    preset = classification_preset(name)
     if model is None:
         model = load(preset, weights, **kwargs)
     if kwargs.get("include_background"):
-        preset["label_offset"] = 1
+        preset = preset.replace(label_offset=1)
     return ImageClassifier(model, preset, batch_size=batch_size)

@@ -1,17 +1,25 @@
-"""The preset registry: pretrained NASNet-A networks described as plain dicts.
+"""The preset registry: pretrained networks as typed, frozen records, defined once.
 
-A preset names everything needed to rebuild and use a network: the genotype,
-the `nasnet_app.NASNet` keyword arguments, the input size and preprocessing,
-the classes and their label offset, the parameter count, the published
-accuracy and where its weights come from. Presets come from three places:
+A `Preset` names everything needed to rebuild and use a network: its
+architecture (a `nasnet_app.presets.ModelConfig`, derived from the published
+`ARCHITECTURES`), the input size and preprocessing (the arguments of
+`NASNetImageConverter`), the classes and their labels, the parameter count,
+the published accuracy and its `WeightSource`s. Records come from three places:
 
-* the built-in ImageNet entries (`nasnet_a_mobile_imagenet`,
+* the built-in ImageNet presets (`nasnet_a_mobile_imagenet`,
   `nasnet_a_large_imagenet`) with the official keras-applications `.h5` files
   and the official TF-Slim archives as weight sources;
-* the project's own checkpoints, listed in `checkpoints/manifest.json`;
+* the project's own checkpoints, listed in `checkpoints/manifest.json` (one
+  `Preset.to_dict()` per entry, file paths relative to the manifest);
 * `register_preset` / `preset_from_genotype` at run time.
 
-Both ImageNet entries cover the model with and without its top layer: pass
+Nothing is registered when a module is imported: the registry fills itself on
+first use (`list_presets`, `get_preset`, `register_preset`), reading the
+manifest then. Detector presets (`task="object_detection"`, such as those of
+`nasnet_app.zoo.detection`) live in the same registry; `list_presets(task)`
+filters by task.
+
+Both ImageNet presets cover the model with and without its top layer: pass
 `include_top` to `nasnet_app.zoo.load`; the sources list one file per case.
 
 Example:
@@ -19,177 +27,531 @@ Example:
 >>> from nasnet_app.zoo import presets
 >>> "nasnet_a_mobile_imagenet" in presets.list_presets()
 True
->>> presets.get_preset("nasnet_a_mobile_imagenet")["input_size"]
-[224, 224]
+>>> preset = presets.get_preset("nasnet_a_mobile_imagenet")
+>>> preset.input_size, preset.architecture.num_blocks, preset.preprocessing.crop_fraction
+((224, 224), 4, 0.875)
 """
 
-import copy
+import dataclasses
 import json
 import os
+import types
 
 from nasnet_app import catalogue
-from nasnet_app.genotype import Genotype, resolve_genotype
+from nasnet_app.genotype import resolve_genotype
+from nasnet_app.presets import (
+    ARCHITECTURES,
+    IMAGENET_PREPROCESSING,
+    KERAS_WEIGHT_FILES,
+    ModelConfig,
+    Preprocessing,
+    WeightFile,
+    record_from_dict,
+)
 
-KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/nasnet/"
 SLIM_BASE_URL = "https://storage.googleapis.com/download.tensorflow.org/models/"
 SLIM_HASH_NOTE = (
     "TF-Slim publishes no hash for its archives; the SHA-256 is recorded in the cache "
     "on first download and checked on every later use."
 )
-# TF-Slim's inception evaluation preprocessing, which keras.applications' "tf"
-# mode shares for the scale: crop the central 87.5 %, resize, map [0, 255] to [-1, 1].
-IMAGENET_PREPROCESSING = {
-    "central_crop_fraction": 0.875,
-    "resize": "bilinear",
-    "scale": [-1.0, 1.0],
-}
-PRESET_KEYS = ("name", "genotype", "config", "input_size", "preprocessing", "classes", "weights")
+PAPER = (
+    "Zoph, Vasudevan, Shlens, Le. Learning Transferable Architectures for Scalable Image "
+    "Recognition. CVPR 2018 (Table 2)."
+)
+CLASSIFICATION = "image_classification"
+DETECTION = "object_detection"
+TASKS = (CLASSIFICATION, DETECTION)
 WEIGHT_FORMATS = ("keras_h5", "slim", "keras", "weights_h5")
 # Weights from keras.applications pad stride-2 pools with zeros; TF-Slim's do not.
 SOURCE_PADDING = {"keras_h5": "zeros", "slim": "same"}
+FILE_KEYS = ("any", "top", "no_top")
 
-_REGISTRY = {}
-
-
-def _keras_file(file_name, md5):
-    return {"url": KERAS_BASE_URL + file_name, "file_name": file_name, "md5": md5}
-
-
-def _imagenet_preset(name, description, size, config, parameters, accuracy, files, archive):
-    top, no_top = files
-    return {
-        "name": name,
-        "description": description,
-        "genotype": "nasnet_a",
-        "config": config,
-        "input_size": [size, size],
-        "preprocessing": dict(IMAGENET_PREPROCESSING),
-        "classes": 1000,
-        "labels": "imagenet",
-        "label_offset": 0,
-        "parameters": parameters,
-        "accuracy": accuracy,
-        "weights": {
-            "keras": {
-                "format": "keras_h5",
-                "strided_pool_padding": "zeros",
-                "classes": 1000,
-                "label_offset": 0,
-                "files": {"top": top, "no_top": no_top},
-                "origin": "keras/src/applications/nasnet.py",
-            },
-            "slim": {
-                "format": "slim",
-                "strided_pool_padding": "same",
-                "classes": 1001,
-                "label_offset": 1,
-                "files": {
-                    "any": {
-                        "url": SLIM_BASE_URL + archive,
-                        "file_name": archive,
-                        "md5": None,
-                        "sha256": None,
-                    }
-                },
-                "hash_note": SLIM_HASH_NOTE,
-                "origin": "tensorflow/models research/slim (nets/nasnet)",
-            },
-        },
-        "default_weights": "keras",
-        "paper": "Zoph, Vasudevan, Shlens, Le. Learning Transferable Architectures for "
-        "Scalable Image Recognition. CVPR 2018 (Table 2).",
-    }
+__all__ = [
+    "Accuracy",
+    "ParameterCount",
+    "Preprocessing",
+    "Preset",
+    "WeightSource",
+    "get_preset",
+    "list_presets",
+    "manifest_entry",
+    "preset_from_genotype",
+    "presets_from_manifest",
+    "register_preset",
+    "remove_preset",
+]
 
 
-def _builtin_presets():
-    mobile = _imagenet_preset(
-        "nasnet_a_mobile_imagenet",
-        "NASNet-A Mobile (4 @ 1056), ImageNet, 224x224",
-        224,
-        {
-            "num_blocks": 4,
-            "penultimate_filters": 1056,
-            "stem": "imagenet",
-            "stem_filters": 32,
-            "filter_multiplier": 2,
-            "skip_reduction": False,
-            "bn_momentum": 0.9997,
-            "bn_epsilon": 1e-3,
-        },
-        {"include_top": 5_326_716, "no_top": 4_269_716},
-        {"dataset": "imagenet", "top1": 74.0, "top5": 91.6},
-        (
-            _keras_file("NASNet-mobile.h5", "020fb642bf7360b370c678b08e0adf61"),
-            _keras_file("NASNet-mobile-no-top.h5", "1ed92395b5b598bdda52abe5c0dbfd63"),
-        ),
-        "nasnet-a_mobile_04_10_2017.tar.gz",
-    )
-    large = _imagenet_preset(
-        "nasnet_a_large_imagenet",
-        "NASNet-A Large (6 @ 4032), ImageNet, 331x331",
-        331,
-        {
-            "num_blocks": 6,
-            "penultimate_filters": 4032,
-            "stem": "imagenet",
-            "stem_filters": 96,
-            "filter_multiplier": 2,
-            "skip_reduction": True,
-            "bn_momentum": 0.9997,
-            "bn_epsilon": 1e-3,
-        },
-        {"include_top": 88_949_818, "no_top": 84_916_818},
-        {"dataset": "imagenet", "top1": 82.7, "top5": 96.2},
-        (
-            _keras_file("NASNet-large.h5", "11577c9a518f0070763c2b964a382f17"),
-            _keras_file("NASNet-large-no-top.h5", "d81d89dc07e6e56530c4e77faddd61b5"),
-        ),
-        "nasnet-a_large_04_10_2017.tar.gz",
-    )
-    return {preset["name"]: preset for preset in (mobile, large)}
+def _fail(name, expectation, value):
+    raise ValueError(f"`{name}` must be {expectation}. Received: {name}={value!r}")
+
+
+def _freeze(value):
+    """JSON-like data as read-only mappings and tuples (records stay immutable)."""
+    if isinstance(value, (dict, types.MappingProxyType)):
+        return types.MappingProxyType({key: _freeze(item) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(item) for item in value)
+    return value
+
+
+def _thaw(value):
+    """The inverse of `_freeze`: plain dicts and lists, for JSON."""
+    if isinstance(value, types.MappingProxyType):
+        return {key: _thaw(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(item) for item in value]
+    return value
+
+
+def _set(record, name, value):
+    object.__setattr__(record, name, value)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterCount:
+    """Parameters of the built model, with and without its top layer."""
+
+    include_top: int
+    no_top: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Accuracy:
+    """A published or measured score (percent for the paper's, a fraction for ours)."""
+
+    dataset: str | None = None
+    top1: float | None = None
+    top5: float | None = None
+    test_images: int | None = None
+
+    def to_dict(self):
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def _weight_file(data, folder=None):
+    if isinstance(data, WeightFile):
+        return data
+    data = {"url": None, **data}
+    if not data.get("file_name"):
+        data["file_name"] = os.path.basename(data.get("path") or data.get("url") or "")
+    if folder and data.get("path") and not os.path.isabs(data["path"]):
+        data["path"] = os.path.join(folder, data["path"])
+    return record_from_dict(WeightFile, data, "files")
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightSource:
+    """Where a preset's weights come from and what they were trained with.
+
+    Args:
+        format: `"keras_h5"` (keras.applications), `"slim"` (TF-Slim
+            checkpoint), `"keras"` (a whole `.keras` model) or `"weights_h5"`.
+        files: `{"any": WeightFile}`, or `{"top": ..., "no_top": ...}` when
+            the source ships a file with and one without the top layer.
+        strided_pool_padding: the stride-2 pool padding of the trained network
+            (default: by format, see `SOURCE_PADDING`).
+        classes, label_offset: the head of the stored weights (TF-Slim: 1001
+            classes, index 0 the background).
+        origin, hash_note: where the source is documented; why it has no hash.
+    """
+
+    format: str
+    files: dict
+    strided_pool_padding: str | None = None
+    classes: int | None = None
+    label_offset: int = 0
+    origin: str = ""
+    hash_note: str = ""
+
+    def __post_init__(self):
+        if self.format not in WEIGHT_FORMATS:
+            _fail("format", f"one of {', '.join(WEIGHT_FORMATS)}", self.format)
+        files = dict(self.files)
+        if not files or set(files) - set(FILE_KEYS):
+            _fail("files", "a dict with the keys 'any', or 'top' and 'no_top'", files)
+        _set(self, "files", types.MappingProxyType({k: _weight_file(v) for k, v in files.items()}))
+        if self.strided_pool_padding is None:
+            _set(self, "strided_pool_padding", SOURCE_PADDING.get(self.format))
+
+    def file(self, include_top=True):
+        """The `WeightFile` of the model with (or without) its top layer."""
+        if "any" in self.files:
+            return self.files["any"]
+        return self.files["top" if include_top else "no_top"]
+
+    def to_dict(self):
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["files"] = {key: dataclasses.asdict(entry) for key, entry in self.files.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data, folder=None):
+        """A source from its dict form; relative file paths are resolved in `folder`."""
+        if isinstance(data, WeightSource):
+            return data
+        data = dict(data)
+        files = data.get("files") or {}
+        data["files"] = {key: _weight_file(entry, folder) for key, entry in files.items()}
+        return record_from_dict(cls, data, "weights")
+
+
+def _architecture(value, name, input_size):
+    """A `ModelConfig` from itself, an `ARCHITECTURES` name or a dict of fields.
+
+    A dict may name a `"base"` architecture (default `"mobile"`, NASNet's
+    defaults) whose fields it overrides.
+    """
+    if isinstance(value, ModelConfig):
+        return value
+    if isinstance(value, str):
+        if value not in ARCHITECTURES:
+            _fail("architecture", f"one of {', '.join(ARCHITECTURES)} or a dict", value)
+        return ARCHITECTURES[value]
+    fields = dict(value or {})
+    base = fields.pop("base", "mobile")
+    if base not in ARCHITECTURES:
+        _fail("base", f"one of {', '.join(ARCHITECTURES)}", base)
+    fields.setdefault("name", name)
+    if input_size is not None and input_size[0] == input_size[1]:
+        fields.setdefault("default_size", input_size[0])
+    return record_from_dict(ModelConfig, {**ARCHITECTURES[base].to_dict(), **fields}, "config")
+
+
+def _input_size(value):
+    size = (value, value) if isinstance(value, int) else value
+    if (
+        not isinstance(size, (list, tuple))
+        or len(size) != 2
+        or not all(isinstance(s, int) and s >= 32 for s in size)
+    ):
+        _fail("input_size", "[height, width], each at least 32", value)
+    return tuple(size)
+
+
+def _record(cls, value, what):
+    if value is None or isinstance(value, cls):
+        return value
+    return record_from_dict(cls, dict(value), what)
 
 
 def _check_name(name):
     if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
-        raise ValueError(
-            f"`name` must be a non-empty string of letters, digits and underscores. "
-            f"Received: name={name!r}"
-        )
+        _fail("name", "a non-empty string of letters, digits and underscores", name)
 
 
-def validate_preset(preset):
-    """Checks a preset dict; raises a ValueError naming the first problem."""
-    if not isinstance(preset, dict):
-        raise ValueError(f"`preset` must be a dict. Received: preset={preset!r}")
-    missing = [key for key in PRESET_KEYS if key not in preset]
-    if missing:
-        raise ValueError(
-            f"`preset` must have the keys {', '.join(PRESET_KEYS)}. "
-            f"Received a preset without {missing}"
-        )
-    _check_name(preset["name"])
-    resolve_genotype(preset["genotype"])
-    if not isinstance(preset["config"], dict):
-        raise ValueError(f"`config` must be a dict. Received: config={preset['config']!r}")
-    size = preset["input_size"]
-    if not isinstance(size, (list, tuple)) or len(size) != 2 or min(size) < 32:
-        raise ValueError(
-            f"`input_size` must be [height, width], each at least 32. Received: input_size={size!r}"
-        )
-    for source_name, source in preset["weights"].items():
-        if source.get("format") not in WEIGHT_FORMATS:
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A pretrained (or trainable) image classifier: architecture, data and weights.
+
+    Args:
+        name: the registry name.
+        architecture: a `nasnet_app.presets.ModelConfig` (also accepted: an
+            `ARCHITECTURES` name, or a dict of its fields with an optional
+            `"base"` architecture they override).
+        description: free text.
+        input_size: `(height, width)` of the model input.
+        preprocessing: a `nasnet_app.presets.Preprocessing` (or its dict).
+        classes: classes of the top layer.
+        labels: `"imagenet"`, the class names in output order, or None.
+        label_offset: output columns before the first label (1 when a
+            TF-Slim background class is kept).
+        parameters: a `ParameterCount` of the built model.
+        accuracy: an `Accuracy`.
+        weights: `{source name: WeightSource}` (dicts are converted).
+        default_weights: the source `weights="pretrained"` loads.
+        paper, dataset: where the network and its weights come from.
+        trained: free-form training record (command, history, machine).
+        task: `"image_classification"`.
+    """
+
+    name: str
+    architecture: ModelConfig
+    description: str = ""
+    input_size: tuple = (224, 224)
+    preprocessing: Preprocessing = Preprocessing()
+    classes: int = 1000
+    labels: str | tuple | None = None
+    label_offset: int = 0
+    parameters: ParameterCount | None = None
+    accuracy: Accuracy | None = None
+    weights: dict = dataclasses.field(default_factory=dict)
+    default_weights: str | None = None
+    paper: str = ""
+    dataset: str = ""
+    trained: dict | None = None
+    task: str = CLASSIFICATION
+
+    def __post_init__(self):
+        _check_name(self.name)
+        if self.task != CLASSIFICATION:
+            _fail("task", f"{CLASSIFICATION!r} for a Preset", self.task)
+        _set(self, "input_size", _input_size(self.input_size))
+        _set(self, "architecture", _architecture(self.architecture, self.name, self.input_size))
+        resolve_genotype(self.architecture.genotype)
+        _set(self, "preprocessing", _record(Preprocessing, self.preprocessing, "preprocessing"))
+        if not isinstance(self.classes, int) or self.classes < 1:
+            _fail("classes", "a positive integer", self.classes)
+        self._set_labels()
+        _set(self, "parameters", _record(ParameterCount, self.parameters, "parameters"))
+        _set(self, "accuracy", _record(Accuracy, self.accuracy, "accuracy"))
+        sources = {k: WeightSource.from_dict(v) for k, v in dict(self.weights).items()}
+        _set(self, "weights", types.MappingProxyType(sources))
+        if self.default_weights is not None and self.default_weights not in sources:
+            _fail("default_weights", f"None or one of {sorted(sources)}", self.default_weights)
+        _set(self, "trained", _freeze(self.trained))
+
+    def _set_labels(self):
+        labels = self.labels
+        if labels is None or (labels == "imagenet" and self.classes == 1000):
+            return
+        if isinstance(labels, str) or len(labels) != self.classes:
+            _fail("labels", f"None, 'imagenet' (1000 classes) or {self.classes} names", labels)
+        _set(self, "labels", _freeze(labels))
+
+    # ------------------------------------------------------------------ derived
+
+    @property
+    def genotype(self):
+        """The `Genotype` of the architecture."""
+        return resolve_genotype(self.architecture.genotype)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (dict fields are converted to records)."""
+        return dataclasses.replace(self, **changes)
+
+    def weight_source(self, source):
+        """The `WeightSource` named `source`."""
+        if source not in self.weights:
             raise ValueError(
-                f"`weights[{source_name!r}]['format']` must be one of {WEIGHT_FORMATS}. "
-                f"Received: {source.get('format')!r}"
+                f"`source` must be one of {', '.join(self.weights) or '(none)'} for preset "
+                f"{self.name!r}. Received: source={source!r}"
             )
-    return preset
+        return self.weights[source]
+
+    def weight_file(self, source, include_top=True):
+        """The `WeightFile` (URL, cache name, hashes or a shipped path) of a source."""
+        return self.weight_source(source).file(include_top)
+
+    def model_kwargs(self, include_top=True, source=None):
+        """`nasnet_app.NASNet` arguments for this preset.
+
+        Args:
+            include_top: keep the classification layer.
+            source: a weight source name; it sets the stride-2 pool padding
+                those weights were trained with (for TF-Slim, nothing else:
+                the background class is dropped on load).
+        """
+        kwargs = self.architecture.model_kwargs()
+        kwargs.update(
+            input_shape=(*self.input_size, 3), include_top=include_top, classes=self.classes
+        )
+        padding = None if source is None else self.weight_source(source).strided_pool_padding
+        if padding is not None:
+            kwargs["strided_pool_padding"] = padding
+        return kwargs
+
+    def converter(self, image_size=None):
+        """The `NASNetImageConverter` of this preset (for `image_size`, default `input_size`)."""
+        return self.preprocessing.converter(image_size or self.input_size)
+
+    def class_names(self, classes=None):
+        """The labels as `NASNet(class_names=...)` takes them, or None when there are
+        none or the model has another number of classes (`classes`, default the preset's)."""
+        if self.labels is None or (classes or self.classes) != self.classes:
+            return None
+        if self.labels == "imagenet":
+            from nasnet_app.classifier import imagenet_labels
+
+            return [list(pair) for pair in imagenet_labels()]
+        return _thaw(self.labels)
+
+    def load(self, weights=None, **kwargs):
+        """`nasnet_app.zoo.load(self, weights, **kwargs)` (what core `from_preset` calls)."""
+        from nasnet_app.zoo.api import load
+
+        return load(self, weights, **kwargs)
+
+    # ------------------------------------------------------------------ dict form
+
+    def to_dict(self):
+        """A JSON-ready dict (the `checkpoints/manifest.json` entry and `zoo list --json`)."""
+        return {
+            "name": self.name,
+            "task": self.task,
+            "description": self.description,
+            "architecture": self.architecture.to_dict(),
+            "input_size": list(self.input_size),
+            "preprocessing": self.preprocessing.to_dict(),
+            "classes": self.classes,
+            "labels": _thaw(self.labels),
+            "label_offset": self.label_offset,
+            "parameters": None if self.parameters is None else dataclasses.asdict(self.parameters),
+            "accuracy": None if self.accuracy is None else self.accuracy.to_dict(),
+            "weights": {name: source.to_dict() for name, source in self.weights.items()},
+            "default_weights": self.default_weights,
+            "paper": self.paper,
+            "dataset": self.dataset,
+            "trained": _thaw(self.trained),
+        }
+
+    @classmethod
+    def from_dict(cls, data, folder=None):
+        """A preset from `to_dict()`'s form; relative weight paths are resolved in `folder`."""
+        data = dict(data)
+        sources = data.get("weights") or {}
+        data["weights"] = {k: WeightSource.from_dict(v, folder) for k, v in sources.items()}
+        return record_from_dict(cls, data, "preset")
+
+
+# ---------------------------------------------------------------------- built-in presets
+
+
+def _imagenet_preset(architecture, description, parameters, accuracy, archive):
+    keras_files = KERAS_WEIGHT_FILES[architecture.name]
+    size = architecture.default_size
+    sources = {
+        "keras": WeightSource(
+            "keras_h5",
+            dict(keras_files),
+            classes=1000,
+            origin="keras/src/applications/nasnet.py",
+        ),
+        "slim": WeightSource(
+            "slim",
+            {"any": WeightFile(SLIM_BASE_URL + archive, archive)},
+            classes=1001,
+            label_offset=1,
+            origin="tensorflow/models research/slim (nets/nasnet)",
+            hash_note=SLIM_HASH_NOTE,
+        ),
+    }
+    return Preset(
+        name=f"nasnet_a_{architecture.name}_imagenet",
+        architecture=architecture,
+        description=description,
+        input_size=(size, size),
+        preprocessing=IMAGENET_PREPROCESSING,
+        classes=1000,
+        labels="imagenet",
+        parameters=parameters,
+        accuracy=accuracy,
+        weights=sources,
+        default_weights="keras",
+        paper=PAPER,
+        dataset="imagenet",
+    )
+
+
+def imagenet_presets():
+    """The built-in ImageNet presets, over `ARCHITECTURES["mobile"]` and `["large"]`."""
+    mobile = _imagenet_preset(
+        ARCHITECTURES["mobile"],
+        "NASNet-A Mobile (4 @ 1056), ImageNet, 224x224",
+        ParameterCount(include_top=5_326_716, no_top=4_269_716),
+        Accuracy("imagenet", top1=74.0, top5=91.6),
+        "nasnet-a_mobile_04_10_2017.tar.gz",
+    )
+    large = _imagenet_preset(
+        ARCHITECTURES["large"],
+        "NASNet-A Large (6 @ 4032), ImageNet, 331x331",
+        ParameterCount(include_top=88_949_818, no_top=84_916_818),
+        Accuracy("imagenet", top1=82.7, top5=96.2),
+        "nasnet-a_large_04_10_2017.tar.gz",
+    )
+    return [mobile, large]
+
+
+def detection_presets():
+    """The detector records of `nasnet_app.zoo.detection` that carry a `task`."""
+    from nasnet_app.zoo import detection
+
+    records = detection.DETECTION_PRESETS.values()
+    return [record for record in records if getattr(record, "task", None) == DETECTION]
+
+
+# ---------------------------------------------------------------------- manifest
+
+
+def manifest_path():
+    """`checkpoints/manifest.json` of the installed package."""
+    from nasnet_app import checkpoints
+
+    return os.path.join(os.path.dirname(checkpoints.__file__), "manifest.json")
+
+
+def presets_from_manifest(path):
+    """The presets of the project's own checkpoints listed in a manifest file.
+
+    The manifest maps a preset name to its `Preset.to_dict()` form (without
+    `name`); weight file paths are relative to the manifest, or a `url`
+    gives a download.
+    """
+    with open(path, encoding="utf-8") as handle:
+        try:
+            manifest = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Invalid checkpoint manifest {path}: {error}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    presets = {}
+    for name, entry in manifest.items():
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f"Checkpoint manifest entry {name!r} must be a dict. Received: {entry!r}"
+            )
+        try:
+            presets[name] = Preset.from_dict({**entry, "name": name}, folder)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"Invalid checkpoint manifest {path}, entry {name!r}: {error}"
+            ) from None
+    return presets
+
+
+def manifest_entry(preset, folder):
+    """The manifest form of a preset: `to_dict()` without the name, paths relative to `folder`."""
+    entry = preset.to_dict()
+    del entry["name"]
+    for source in entry["weights"].values():
+        for file in source["files"].values():
+            if file.get("path"):
+                file["path"] = os.path.relpath(file["path"], folder)
+    return entry
+
+
+# ---------------------------------------------------------------------- the registry
+
+_REGISTRY = {}
+
+
+def _ensure_loaded():
+    """Fills the registry on first use: the built-in records, then the manifest's."""
+    if _REGISTRY:
+        return
+    records = [*imagenet_presets(), *detection_presets()]
+    path = manifest_path()
+    if os.path.exists(path):
+        records.extend(presets_from_manifest(path).values())
+    _REGISTRY.update({record.name: record for record in records})
+
+
+def _check_record(record):
+    if isinstance(record, Preset):
+        return
+    if getattr(record, "task", None) not in TASKS or not hasattr(record, "name"):
+        raise ValueError(
+            f"`preset` must be a Preset or a record with a `name` and a `task` in {TASKS}. "
+            f"Received: preset={record!r}"
+        )
+    _check_name(record.name)
 
 
 def register_preset(preset, overwrite=False):
-    """Adds a preset dict to the registry and returns its name.
+    """Adds a record to the registry and returns its name.
 
     Args:
-        preset: a dict with at least the keys in `PRESET_KEYS`.
+        preset: a `Preset` (a dict in its `to_dict()` form is converted), or a
+            detector record with `name` and `task="object_detection"`.
         overwrite: replace an existing preset of the same name.
 
     Example:
@@ -200,17 +562,47 @@ def register_preset(preset, overwrite=False):
     ...      "stem_filters": 12}, input_size=32, classes=10, register=False)
     >>> presets.register_preset(p, overwrite=True)
     'tiny_demo'
+    >>> presets.remove_preset("tiny_demo")
     """
-    validate_preset(preset)
-    name = preset["name"]
-    _load_builtins()
-    if name in _REGISTRY and not overwrite:
+    if isinstance(preset, dict):
+        preset = Preset.from_dict(preset)
+    _check_record(preset)
+    _ensure_loaded()
+    if preset.name in _REGISTRY and not overwrite:
         raise ValueError(
-            f"`name` must not name an existing preset (pass overwrite=True to replace it). "
-            f"Received: name={name!r}"
+            "`name` must not name an existing preset (pass overwrite=True to replace it). "
+            f"Received: name={preset.name!r}"
         )
-    _REGISTRY[name] = copy.deepcopy(preset)
-    return name
+    _REGISTRY[preset.name] = preset
+    return preset.name
+
+
+def remove_preset(name):
+    """Removes a preset from the registry (nothing happens for an unknown name)."""
+    _ensure_loaded()
+    _REGISTRY.pop(name, None)
+
+
+def list_presets(task=None):
+    """Names of every registered preset (of one `task`, if given), sorted."""
+    if task is not None and task not in TASKS:
+        _fail("task", f"None or one of {', '.join(TASKS)}", task)
+    _ensure_loaded()
+    return sorted(name for name, record in _REGISTRY.items() if task in (None, record.task))
+
+
+def get_preset(name):
+    """The record registered as `name` (a `Preset`, or its dict form, is returned as a record)."""
+    if isinstance(name, Preset):
+        return name
+    if isinstance(name, dict):
+        return Preset.from_dict(name)
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"`preset` must be one of {', '.join(sorted(_REGISTRY))}. Received: preset={name!r}"
+        )
+    return _REGISTRY[name]
 
 
 def preset_from_genotype(
@@ -225,170 +617,39 @@ def preset_from_genotype(
     register=True,
     description="",
 ):
-    """Makes a preset from a genotype (object, dict, catalogue name or JSON file) and a config.
+    """A `Preset` from a genotype (object, dict, catalogue name or JSON file) and a config.
 
     Args:
         name: preset name.
         genotype: anything `nasnet_app.genotype.resolve_genotype` accepts.
-        config: `nasnet_app.NASNet` keyword arguments (architecture only).
-        input_size: an int or `[height, width]`.
+        config: the architecture: a `ModelConfig`, an `ARCHITECTURES` name, or
+            a dict of `ModelConfig` fields (over `"base"`, default `"mobile"`,
+            i.e. NASNet's defaults); its genotype is replaced by `genotype`.
+        input_size: an int or `(height, width)`.
         classes: number of output classes.
         labels: class names (list), `"imagenet"`, or None for bare indices.
-        preprocessing: dict as in `IMAGENET_PREPROCESSING`; by default scale
-            to [-1, 1] without a crop.
-        weights: optional dict of weight sources (see the ImageNet presets).
+        preprocessing: a `Preprocessing` or its dict; by default the central
+            crop of the aspect-preserving resize, scaled to [-1, 1].
+        weights: optional `{source name: WeightSource or its dict}`.
         register: add the preset to the registry (replacing one of the same name).
         description: free text.
-
-    Returns:
-        The preset dict.
     """
     resolved = resolve_genotype(genotype)
     is_catalogue_name = isinstance(genotype, str) and genotype in catalogue.GENOTYPES
-    size = [input_size, input_size] if isinstance(input_size, int) else list(input_size)
-    preset = {
-        "name": name,
-        "description": description or f"{resolved.name or 'custom'} genotype",
-        "genotype": genotype if is_catalogue_name else resolved.to_dict(),
-        "config": dict(config or {}),
-        "input_size": size,
-        "preprocessing": preprocessing or {"central_crop_fraction": 1.0, "scale": [-1.0, 1.0]},
-        "classes": classes,
-        "labels": labels,
-        "label_offset": 0,
-        "weights": weights or {},
-    }
+    size = _input_size(input_size)
+    architecture = _architecture(config, name, size).replace(
+        genotype=genotype if is_catalogue_name else resolved.to_dict()
+    )
+    preset = Preset(
+        name=name,
+        architecture=architecture,
+        description=description or f"{resolved.name or 'custom'} genotype",
+        input_size=size,
+        preprocessing=preprocessing or Preprocessing(),
+        classes=classes,
+        labels=labels,
+        weights=weights or {},
+    )
     if register:
         register_preset(preset, overwrite=True)
-    return validate_preset(preset)
-
-
-def manifest_path():
-    """`checkpoints/manifest.json` of the installed package."""
-    from nasnet_app import checkpoints
-
-    return os.path.join(os.path.dirname(checkpoints.__file__), "manifest.json")
-
-
-def presets_from_manifest(path):
-    """Presets for the project's own checkpoints listed in a manifest file.
-
-    The manifest maps a preset name to `{file, sha256, genotype, config,
-    input_size, classes, accuracy, ...}`; `file` is relative to the manifest
-    (a `.keras` model or `.weights.h5` weights), or `url` gives a download.
-    """
-    with open(path, encoding="utf-8") as handle:
-        try:
-            manifest = json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"Invalid checkpoint manifest {path}: {error}") from None
-    folder = os.path.dirname(os.path.abspath(path))
-    return {name: _manifest_entry(name, entry, folder) for name, entry in manifest.items()}
-
-
-def _manifest_entry(name, entry, folder):
-    if not isinstance(entry, dict) or ("file" not in entry and "url" not in entry):
-        raise ValueError(
-            f"Checkpoint manifest entry {name!r} must be a dict with a `file` or `url`. "
-            f"Received: {entry!r}"
-        )
-    file_name = entry.get("file") or entry["url"].rsplit("/", 1)[-1]
-    source = {
-        "format": "weights_h5" if file_name.endswith(".weights.h5") else "keras",
-        "files": {
-            "any": {
-                "path": os.path.join(folder, entry["file"]) if "file" in entry else None,
-                "url": entry.get("url"),
-                "file_name": file_name,
-                "sha256": entry.get("sha256"),
-            }
-        },
-    }
-    preset = preset_from_genotype(
-        name,
-        entry.get("genotype", "nasnet_a"),
-        entry.get("config"),
-        input_size=entry.get("input_size", 32),
-        classes=entry.get("classes", 10),
-        labels=entry.get("labels"),
-        preprocessing=entry.get("preprocessing"),
-        weights={"project": source},
-        register=False,
-        description=entry.get("description", ""),
-    )
-    for key in ("accuracy", "parameters", "dataset", "trained"):
-        if key in entry:
-            preset[key] = entry[key]
-    preset["default_weights"] = "project"
     return preset
-
-
-def _load_builtins():
-    if _REGISTRY:
-        return
-    _REGISTRY.update(_builtin_presets())
-    path = manifest_path()
-    if os.path.exists(path):
-        _REGISTRY.update(presets_from_manifest(path))
-
-
-def list_presets():
-    """Names of every registered preset, sorted."""
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def get_preset(name):
-    """A copy of the preset `name` (a preset dict is returned as given, after checks)."""
-    if isinstance(name, dict):
-        return validate_preset(copy.deepcopy(name))
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"`preset` must be one of {', '.join(sorted(_REGISTRY))}. Received: preset={name!r}"
-        )
-    return copy.deepcopy(_REGISTRY[name])
-
-
-def genotype_of(preset):
-    """The `Genotype` a preset names."""
-    value = preset["genotype"]
-    return value if isinstance(value, Genotype) else resolve_genotype(value)
-
-
-def model_config(preset, include_top=True, source=None, **overrides):
-    """`nasnet_app.NASNet` keyword arguments for a preset.
-
-    Args:
-        preset: a preset dict.
-        include_top: keep the classification layer.
-        source: name of a weight source in `preset["weights"]`; it sets the
-            stride-2 pool padding those weights were trained with and, for
-            TF-Slim, nothing else (the background class is dropped on load).
-        **overrides: any other NASNet argument (`input_shape`, `classes`, ...).
-    """
-    config = dict(preset["config"])
-    config["genotype"] = preset["genotype"]
-    config["include_top"] = include_top
-    config["classes"] = preset["classes"]
-    config["input_shape"] = tuple(preset["input_size"]) + (3,)
-    if source is not None:
-        weights = preset["weights"][source]
-        padding = weights.get("strided_pool_padding") or SOURCE_PADDING.get(weights["format"])
-        if padding is not None:
-            config["strided_pool_padding"] = padding
-    config.update(overrides)
-    return config
-
-
-def source_file(preset, source, include_top=True):
-    """The file entry (`url`, `file_name`, hashes or `path`) of a weight source."""
-    if source not in preset["weights"]:
-        raise ValueError(
-            f"`source` must be one of {', '.join(preset['weights']) or '(none)'} for preset "
-            f"{preset['name']!r}. Received: source={source!r}"
-        )
-    files = preset["weights"][source]["files"]
-    if "any" in files:
-        return files["any"]
-    return files["top" if include_top else "no_top"]
