@@ -92,6 +92,19 @@ def test_detect_unknown_preset_is_a_usage_error(run, images, capsys):
     assert "`--preset` must be one of faster_rcnn_nasnet_a_coco" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_zoo_convert_with_config_then_detect_with_the_model(run, images, tmp_path, capsys):
+    paths, _ = images
+    model = tmp_path / "detector.keras"
+    assert run(["zoo", "convert", *preset_args(), "--out", str(model)]) == 0
+    assert capsys.readouterr().out.strip() == str(model)
+    assert run(["detect", paths[0], *preset_args(), "--score-threshold", "0", "--json"]) == 0
+    from_preset = json.loads(capsys.readouterr().out)
+    assert run(["detect", paths[0], "--model", str(model), "--score-threshold", "0", "--json"]) == 0
+    from_model = json.loads(capsys.readouterr().out)
+    assert from_model == from_preset
+
+
 def _annotations_from(records, folder):
     """COCO annotations whose ground truth is exactly the given detections."""
     images, annotations = [], []

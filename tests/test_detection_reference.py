@@ -279,3 +279,11 @@ def test_preset_points_at_the_tf1_detection_zoo():
     assert config.num_conv_filters == 8 and config.image_size == (1200, 1200)
     with pytest.raises(ValueError, match=r"unknown fields: \['num_filters'\]"):
         detection.detector_config(preset, {"num_filters": 8})
+
+
+def test_preset_is_listed_by_the_zoo_registry():
+    from nasnet_app.zoo import presets
+
+    assert presets.list_presets(task="object_detection") == ["faster_rcnn_nasnet_a_coco"]
+    record = presets.get_preset("faster_rcnn_nasnet_a_coco")
+    assert record.to_dict()["input_size"] == [1200, 1200] and record.parameters == 105_352_605

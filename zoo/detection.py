@@ -154,7 +154,11 @@ def load_detection_checkpoint(model, path, extract_to=None):
 
 @dataclasses.dataclass(frozen=True)
 class DetectionPreset:
-    """A pretrained detector: its config record and where its weights come from."""
+    """A pretrained detector: its config overrides and where its weights come from.
+
+    `task` lets the zoo's preset registry (`nasnet_app.zoo.presets`) list it
+    beside the classification presets.
+    """
 
     name: str
     description: str
@@ -165,6 +169,22 @@ class DetectionPreset:
     dataset: str = "coco"
     accuracy: dict = dataclasses.field(default_factory=dict)
     paper: str = ""
+    parameters: int | None = None
+    task: str = "object_detection"
+
+    @property
+    def input_size(self):
+        return list(detector_config(self).image_size)
+
+    def to_dict(self):
+        """The record as plain data, with the fields the zoo's listing shows."""
+        data = dataclasses.asdict(self)
+        data.update(
+            input_size=self.input_size,
+            classes=detector_config(self).num_classes,
+            weights={"od_api": {"url": self.url, "file_name": self.file_name}},
+        )
+        return data
 
 
 FASTER_RCNN_NASNET_A_COCO = DetectionPreset(
@@ -175,6 +195,7 @@ FASTER_RCNN_NASNET_A_COCO = DetectionPreset(
     url=TF1_ZOO_URL + ARCHIVE,
     file_name=ARCHIVE,
     accuracy={"dataset": "coco test-dev", "mAP": 43.1},
+    parameters=105_352_605,
     paper="Zoph, Vasudevan, Shlens, Le. Learning Transferable Architectures for Scalable "
     "Image Recognition. CVPR 2018 (Table 4).",
 )

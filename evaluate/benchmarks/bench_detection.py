@@ -3,8 +3,8 @@
 Each image size runs in its own process (so each peak is its own): it builds
 the full-width detector (random weights: the time does not depend on them),
 then times each stage of one image (first stage, first-stage NMS, second stage
-in chunks, second-stage NMS) over `--repeats` runs after a warm-up and reports
-the median, the resident memory after the build (the weights) and the peak
+in chunks, second-stage NMS) over `--repeats` runs (eager execution: nothing is
+traced, so the first run is not special) and reports the median, the resident memory after the build (the weights) and the peak
 resident memory of the process (`ru_maxrss`).
 
     nice -n 5 .venv/bin/python evaluate/benchmarks/bench_detection.py \
@@ -65,7 +65,7 @@ def run_one(size, chunk, proposals, repeats):
     build_s = time.perf_counter() - start
     rss_after_build = _rss_mib()
     image = np.random.RandomState(0).uniform(0, 255, (1, size, size, 3)).astype("float32")
-    runs = [_time_stages(detector, image) for _ in range(repeats + 1)][1:]
+    runs = [_time_stages(detector, image) for _ in range(repeats)]
     stage_times = {s: statistics.median(r[0][s] for r in runs) for s in STAGES}
     return {
         "image_size": size,
@@ -79,6 +79,7 @@ def run_one(size, chunk, proposals, repeats):
         "rss_after_build_mib": round(rss_after_build),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "repeats": repeats,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 1),
     }
 
 
@@ -87,7 +88,7 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[800, 1200])
     parser.add_argument("--chunk", type=int, default=50, help="second-stage proposals per call")
     parser.add_argument("--proposals", type=int, default=500)
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs after one warm-up")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per size")
     parser.add_argument("--out", help="also write the results to this JSON file")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process: one size
     args = parser.parse_args()
@@ -98,6 +99,7 @@ def main():
         "machine": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
+        "load_average_1min_at_start": round(os.getloadavg()[0], 1),
     }
     results = []
     for size in args.sizes:
