@@ -219,16 +219,34 @@ def test_classify_a_folder_and_a_non_keras_model(tiny_model, images, tmp_path, c
     assert len(err.splitlines()) == 1 and "must be a .keras model file" in err
 
 
+@pytest.fixture(scope="module")
+def named_model(tmp_path_factory):
+    import nasnet_app
+    from nasnet_app.zoo.api import save_model
+
+    model = nasnet_app.NASNet(
+        num_blocks=1, penultimate_filters=48, stem="cifar", stem_filters=12, classes=3,
+        input_shape=(32, 32, 3), class_names=["ant", "bee", "cat"],
+    )  # fmt: skip
+    return save_model(model, tmp_path_factory.mktemp("named") / "named.keras")
+
+
+def test_classify_prints_the_class_names_the_model_carries(named_model, images, capsys):
+    assert cli.main(["classify", images[0], "--model", named_model, "--top", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(line.split()[-1] for line in lines[1:]) == ["ant", "bee", "cat"]
+
+
 @pytest.mark.slow
-def test_export_writes_metadata_beside_the_saved_model(tiny_model, tmp_path, capsys):
+def test_export_writes_metadata_beside_the_saved_model(named_model, tmp_path):
     out = tmp_path / "exported"
-    assert (
-        cli.main(["export", "--model", tiny_model, "--format", "savedmodel", "--out", str(out)])
-        == 0
-    )
+    code = cli.main(["export", "--model", named_model, "--format", "savedmodel", "--out", str(out)])
+    assert code == 0
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["input"]["shape"] == [None, 32, 32, 3]
-    assert metadata["input"]["value_range"] == [-1, 1] and metadata["outputs"] == 3
+    assert metadata["input"]["image_size"] == [32, 32]
+    assert metadata["input"]["value_range"] == [-1, 1] and metadata["input"]["dtype"] == "float32"
+    assert metadata["outputs"] == 3 and metadata["class_names"] == ["ant", "bee", "cat"]
     assert (out / "saved_model.pb").exists()
 
 

@@ -64,7 +64,7 @@ def export_metadata(model, model_path, export_format):
                 settings.get("value_range") or sidecar.get("value_range") or [-1, 1]
             ),
             "pixels": "RGB; scale 0-255 pixels linearly to value_range before feeding",
-            "resize": settings.get("resize_mode", "crop"),
+            "resize": settings.get("resize", "crop"),
             "central_crop_fraction": settings.get("crop_fraction", 1.0),
         },
         "outputs": int(model.output_shape[-1]),
