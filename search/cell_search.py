@@ -49,7 +49,7 @@ import random
 import sys
 import time
 
-from nasnet_app.search.base import Trial
+from nasnet_app.search.base import Objective, Trial
 from nasnet_app.search.callbacks import CallbackList
 from nasnet_app.search.executors import InProcessExecutor
 from nasnet_app.search.run_directory import TRIALS_FILE, RunDirectory, json_safe
@@ -183,6 +183,10 @@ class CellSearch:
         algorithm: a `SearchAlgorithm` (REINFORCE, PPO, random, evolution).
         evaluator: an `Evaluator` (`ChildTrainer`, `TabularEvaluator`, ...).
         executor: where children run (default `InProcessExecutor()`).
+        objective: an `Objective` (or its name or config dict): the metric,
+            direction and transform that turn an evaluator's raw result into
+            the trial's reward, applied once per evaluated child. Default: the
+            evaluator's `reward`, maximised, untransformed.
 
     Example:
 
@@ -197,7 +201,7 @@ class CellSearch:
     ['completed', 'completed', 'completed']
     """
 
-    def __init__(self, space, algorithm, evaluator, executor=None):
+    def __init__(self, space, algorithm, evaluator, executor=None, objective=None):
         for name, value, methods in (
             ("space", space, ("decode", "to_data", "arch_key", "get_config")),
             ("algorithm", algorithm, ("propose", "update", "get_state", "set_state")),
@@ -212,6 +216,7 @@ class CellSearch:
             _fail("executor", "an Executor (nasnet_app.search.executors)", executor)
         self.space, self.algorithm, self.evaluator = space, algorithm, evaluator
         self.executor = executor
+        self.objective = Objective() if objective is None else Objective.from_config(objective)
         self.history = SearchHistory()
         self.stop_reason = None
 
@@ -367,6 +372,7 @@ class _SearchRun:
             "evaluator": type(evaluator).__name__,
             "evaluator_config": json.loads(json.dumps(json_safe(config), default=repr)),
             "executor": getattr(self.executor, "get_config", dict)(),
+            "objective": self.search.objective.get_config(),
             "seed": self.seed,
             "batch_size": self.options["batch_size"],
             "asynchronous": self.options["asynchronous"],
@@ -446,6 +452,13 @@ class _SearchRun:
             raise ValueError(
                 f"Cannot resume {self.run_dir.path}: it used the algorithm "
                 f"{info.get('algorithm')}, this search uses {type(self.algorithm).__name__}."
+            )
+        saved = info.get("objective")
+        saved = Objective.of_legacy_run(info) if saved is None else Objective.from_config(saved)
+        if saved != self.search.objective:
+            raise ValueError(
+                f"Cannot resume {self.run_dir.path}: it maximised the objective "
+                f"{saved.get_config()}, this search uses {self.search.objective.get_config()}."
             )
         if self.options["seed"] is not None and self.options["seed"] != info["seed"]:
             raise ValueError(
@@ -550,10 +563,24 @@ class _SearchRun:
                 continue  # cancelled after it was handed out
             self.running.pop(key, None)
             self.outstanding.pop(proposal_id, None)
+            self._apply_objective(trial)
             self.cache.setdefault(key, trial)
             self._record(proposal_id, trial)
             for waiting_id in self.waiting.pop(key, []):
                 self._finish_from_cache(waiting_id, self.outstanding[waiting_id], trial)
+
+    def _apply_objective(self, trial):
+        """The evaluator's raw result becomes the reward: the one place it is transformed."""
+        if trial.status != "completed":
+            return
+        objective = self.search.objective
+        raw = trial.reward
+        trial.reward = objective.reward(raw, trial.metrics)
+        if objective.name == "reward" and (objective.transform, objective.direction) != (
+            "identity",
+            "max",
+        ):
+            trial.metrics = {**trial.metrics, "raw_reward": raw}
 
     def _cancel_queued(self):
         self.cancelled = True
@@ -672,5 +699,6 @@ class _SearchRun:
             "finished": finished,
             "stop_reason": self.search.stop_reason,
             "algorithm_version": self.algorithm.version,
+            "objective": self.search.objective.get_config(),
         }
         self.run_dir.write_summary(summary)

@@ -5,9 +5,10 @@ configuration (few cells, few filters, few epochs), or the macro model of
 `nasnet_app.search.macro` for `NASMacroSpace` architectures. It trains with
 SGD + momentum under a cosine schedule, inside a `tf.distribute` strategy
 (`MirroredStrategy` over the visible GPUs by default). The reward is the best
-validation accuracy of the last `reward_epochs` epochs, optionally cubed (Zoph &
-Le, 2017). A NaN loss, a build error or an out-of-memory error make the trial
-fail (the search records it and goes on). Every child is deleted and the Keras
+validation accuracy of the last `reward_epochs` epochs, untransformed: the
+search's `Objective` (`nasnet_app.search.base`) cubes it if asked. A NaN
+loss, a build error or an out-of-memory error make the trial fail (the
+search records it and goes on). Every child is deleted and the Keras
 session cleared afterwards, so memory stays flat over thousands of children.
 
 Data (`train_data` / `validation_data` of `CellSearch.search`) may be:
@@ -48,8 +49,6 @@ import numpy as np
 from nasnet_app.search.base import Evaluator
 from nasnet_app.search.executors import ChildFailure
 
-REWARD_TRANSFORMS = {"none": lambda r: r, "cube": lambda r: r**3}
-
 
 def _fail(field, expectation, value):
     raise ValueError(f"`{field}` must be {expectation}. Received: {field}={value!r}")
@@ -84,7 +83,8 @@ class ChildTrainer(Evaluator):
         weight_decay: decoupled weight decay of SGD (`None`: off).
         reward_epochs: k; the reward is the best validation accuracy of the
             last k epochs.
-        reward_transform: `None`, `"cube"` or a function of the accuracy.
+        reward_transform: removed; the search's `Objective` owns the transform
+            (`CellSearch(..., objective=Objective(transform="cube"))`).
         strategy: `None` (`MirroredStrategy` over `devices`, default all
             visible GPUs), `"default"` (no distribution), a
             `tf.distribute.Strategy`, or a zero-argument function returning one.
@@ -103,7 +103,7 @@ class ChildTrainer(Evaluator):
 
     Example:
 
-    >>> ChildTrainer(epochs=2, reward_epochs=1, reward_transform="cube").reward_epochs
+    >>> ChildTrainer(epochs=2, reward_epochs=1).reward_epochs
     1
     """
 
@@ -142,10 +142,13 @@ class ChildTrainer(Evaluator):
         self.reward_epochs = _positive_int("reward_epochs", reward_epochs)
         if self.reward_epochs > self.epochs:
             _fail("reward_epochs", f"at most epochs={self.epochs}", reward_epochs)
-        if not (reward_transform is None or callable(reward_transform)):
-            if reward_transform not in REWARD_TRANSFORMS:
-                _fail("reward_transform", "None, 'cube' or a function", reward_transform)
-        self.reward_transform = reward_transform
+        if reward_transform is not None:
+            _fail(
+                "reward_transform",
+                "None: the transform belongs to the search's Objective "
+                '(CellSearch(..., objective=Objective(transform="cube")))',
+                reward_transform,
+            )
         if not (strategy is None or strategy == "default" or callable(strategy)):
             if not hasattr(strategy, "scope"):
                 _fail(
@@ -190,12 +193,6 @@ class ChildTrainer(Evaluator):
             "validation_steps",
         )
         config = {name: getattr(self, name) for name in names}
-        transform = self.reward_transform
-        config["reward_transform"] = (
-            transform
-            if isinstance(transform, (str, type(None)))
-            else (getattr(transform, "__name__", repr(transform)))
-        )
         config["strategy"] = (
             self.strategy
             if isinstance(self.strategy, (str, type(None)))
@@ -442,9 +439,6 @@ class ChildTrainer(Evaluator):
         if not accuracies:
             raise ChildFailure("The child produced no validation accuracy (no validation data).")
         accuracy = max(accuracies[-self.reward_epochs :])
-        transform = self.reward_transform
-        if not callable(transform):
-            transform = REWARD_TRANSFORMS[transform or "none"]
         metrics = {
             "val_accuracy": accuracies,
             "loss": losses,
@@ -454,7 +448,7 @@ class ChildTrainer(Evaluator):
             "train_seconds": round(seconds, 3),
             "replicas": int(replicas),
         }
-        return {"reward": float(transform(accuracy)), "metrics": metrics}
+        return {"reward": accuracy, "metrics": metrics}
 
 
 def _is_macro(architecture):

@@ -16,7 +16,7 @@ import pytest
 
 from nasnet_app import data
 from nasnet_app.search import algorithms, spaces
-from nasnet_app.search.base import Trial
+from nasnet_app.search.base import Objective, Trial
 from nasnet_app.search.cell_search import CellSearch
 from nasnet_app.search.evaluators import ChildTrainer
 from nasnet_app.search.executors import ChildFailure, evaluate_trial
@@ -46,8 +46,8 @@ def trial_for(architecture, seed=1):
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match="reward_epochs"):
         ChildTrainer(epochs=2, reward_epochs=3)
-    with pytest.raises(ValueError, match="reward_transform"):
-        ChildTrainer(reward_transform="square")
+    with pytest.raises(ValueError, match="`reward_transform` must be None: .*Objective"):
+        ChildTrainer(reward_transform="cube")
     with pytest.raises(ValueError, match="strategy"):
         ChildTrainer(strategy="mirrored")
     with pytest.raises(ValueError, match="val_fraction"):
@@ -58,15 +58,17 @@ def test_arguments_are_checked():
 
 def test_reward_is_the_best_of_the_last_k_epochs_transformed():
     trainer = ChildTrainer(
-        epochs=3, reward_epochs=2, reward_transform="cube", batch_size=4,
-        strategy="default", model_builder=tiny_model,
+        epochs=3, reward_epochs=2, batch_size=4, strategy="default", model_builder=tiny_model,
     )  # fmt: skip
     result = trainer.evaluate(
         "a", trial=trial_for("a"), train_data=arrays(), validation_data=arrays()
     )
     metrics = result["metrics"]
     assert len(metrics["val_accuracy"]) == metrics["epochs"] == 3
-    assert result["reward"] == pytest.approx(max(metrics["val_accuracy"][-2:]) ** 3)
+    # The evaluator reports the raw accuracy; the search's Objective cubes it, once.
+    assert result["reward"] == pytest.approx(max(metrics["val_accuracy"][-2:]))
+    cubed = Objective(transform="cube").reward(result["reward"], metrics)
+    assert cubed == pytest.approx(max(metrics["val_accuracy"][-2:]) ** 3)
     assert metrics["replicas"] == 1 and metrics["params"] > 0
 
 
