@@ -1,20 +1,28 @@
-"""Benchmark of the search algorithms on the NAS-Bench-201 CIFAR-10 table.
+"""Benchmark of the search algorithms on a NAS-Bench-201 table, run as the CLI runs them.
 
-REINFORCE, PPO, random search and regularized evolution each run once per
-seed to the largest budget of distinct architectures (arch strings), looked
-up in the table (`TabularEvaluator`); the best test accuracy found so far is
-recorded at every budget. Prints mean +- std (and how many runs found the
-optimum) per budget, and writes JSON with every run's curve.
+Each run is what `nasnet-app search --space nasbench201 --table T --trials B
+--algorithm A --seed S` does: the algorithm comes from the same function
+(`nasnet_app.search.algorithms.build_algorithm`, so REINFORCE and PPO get the
+budget-aware defaults of `budget_settings`, or `--settings paper`), the
+evaluator is the same `TabularEvaluator`, and the same `CellSearch` loop
+(default `Objective`, batch of the algorithm's m) proposes, looks up and
+learns. For each budget B (50, 100, 200, 500 distinct architectures) and
+seed, the best table value found is recorded. Prints mean +- std (and how
+many runs found the table's optimum) per budget, and writes JSON with every
+run.
 
-The algorithms run with `SMALL_BUDGET_SETTINGS`
-(`nasnet_app.search.algorithms`), which are not specific to this table;
-`--set reinforce.learning_rate=0.001` overrides one.
+REINFORCE and PPO run once per budget (their settings depend on it). Random
+search and regularized evolution do not look at the budget, so the first B
+trials of one run to the largest budget are exactly the run with budget B;
+they run once per seed.
 
 Runs go to worker processes (`--workers`) whose BLAS and TensorFlow use one
 thread each: the controller's matrices are small, and extra threads only fight
 over the cores.
 
 Run: `python -m nasnet_app.evaluate.bench_search --seeds 20 --out bench_search.json`
+(`--table` takes any NAS-Bench-201-style CSV: an `arch` column and one accuracy
+column, or name it with `--metric`).
 """
 
 import argparse
@@ -35,7 +43,10 @@ DEFAULT_TABLE = os.path.normpath(
     )
 )
 BUDGETS = (50, 100, 200, 500)
-ALGORITHM_NAMES = ("reinforce", "ppo", "random", "evolution")
+KINDS = ("reinforce", "ppo", "random", "evolution")
+# name[:settings]; the paper rows show what the budget rule changes.
+DEFAULT_ENTRIES = ("reinforce", "ppo", "random", "evolution", "reinforce:paper")
+OVERRIDABLE = ("batch_size", "learning_rate", "entropy_weight")
 SINGLE_THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
@@ -46,61 +57,72 @@ SINGLE_THREAD_ENV = {
 }
 
 
-def run_one(algorithm, evaluator, space, budgets, proposals_per_round=1):
-    """Runs one search to `max(budgets)` distinct archs; returns the best value at each budget.
+def parse_entry(entry):
+    """`"reinforce"` -> `("reinforce", "budget")`; `"reinforce:paper"` -> `(..., "paper")`."""
+    kind, _, settings = entry.partition(":")
+    settings = settings or "budget"
+    if kind not in KINDS or settings not in ("budget", "paper"):
+        raise ValueError(
+            f"`--algorithms` entries must be ALGORITHM[:budget|paper] with ALGORITHM in "
+            f"{', '.join(KINDS)}. Received: {entry}"
+        )
+    return kind, settings
 
-    Proposals are made `proposals_per_round` at a time (the RL batch size) and
-    all of a round's trials are passed to `update` together.
-    """
-    from nasnet_app.search.base import Trial
 
-    best, curve, trial_id = float("-inf"), {}, 0
-    while trial_id < max(budgets):
-        num = min(proposals_per_round, max(budgets) - trial_id)
-        trials = []
-        for proposal in algorithm.propose(num):
-            architecture = space.decode(proposal["actions"])
-            result = evaluator.evaluate(architecture)
-            trials.append(
-                Trial(
-                    trial_id=trial_id,
-                    actions=proposal["actions"],
-                    architecture=architecture,
-                    arch_key=proposal["arch_key"],
-                    status="completed",
-                    reward=result["reward"],
-                    metrics=result["metrics"],
-                    extra=proposal["extra"],
-                )
-            )
-            trial_id += 1
-            best = max(best, result["metrics"][evaluator.metric])
-            if trial_id in budgets:
-                curve[trial_id] = best
-        algorithm.update(trials)
-    return curve
+def run_search(kind, space, evaluator, budget, seed, settings="budget", overrides=None):
+    """One CLI-equivalent search; returns the table value of every trial, in order."""
+    from nasnet_app.search.algorithms import build_algorithm
+    from nasnet_app.search.base import Objective
+    from nasnet_app.search.cell_search import CellSearch
+
+    algorithm = build_algorithm(
+        kind, space, max_trials=budget, settings=settings, seed=seed, **(overrides or {})
+    )
+    search = CellSearch(space, algorithm, evaluator, objective=Objective())
+    history = search.search(max_trials=budget, seed=seed, verbose=0)
+    return [
+        trial.metrics[evaluator.metric]
+        for trial in history.trials
+        if trial.status == "completed" and not trial.cached
+    ]
+
+
+def best_at(values, budgets):
+    """The best value among the first B trials, for each budget B."""
+    return {b: max(values[:b]) for b in budgets if len(values) >= b}
+
+
+def run_entry(kind, settings, space, evaluator, budgets, seed, overrides=None):
+    """The best value at each budget: one run per budget where the settings depend on it."""
+    if kind in ("reinforce", "ppo"):
+        curve = {}
+        for budget in budgets:
+            values = run_search(kind, space, evaluator, budget, seed, settings, overrides)
+            curve[budget] = best_at(values, (budget,))[budget]
+        return curve
+    values = run_search(kind, space, evaluator, max(budgets), seed, settings, overrides)
+    return best_at(values, budgets)
 
 
 _WORKER = {}
 
 
-def _init_worker(table):
+def _init_worker(table, metric):
     from nasnet_app.search.spaces import NASBench201Space
     from nasnet_app.search.tabular import TabularEvaluator
 
-    _WORKER["evaluator"] = TabularEvaluator(table)
     _WORKER["space"] = NASBench201Space()
+    _WORKER["evaluator"] = TabularEvaluator(table, metric=metric, space=_WORKER["space"])
 
 
 def _run_task(task):
-    from nasnet_app.search.algorithms import get_algorithm
-
-    name, seed, settings, budgets = task
-    space, evaluator = _WORKER["space"], _WORKER["evaluator"]
+    entry, seed, budgets, overrides = task
+    kind, settings = parse_entry(entry)
     start = time.time()
-    algorithm = get_algorithm(name, space, seed=seed, **settings)
-    curve = run_one(algorithm, evaluator, space, budgets, getattr(algorithm, "batch_size", 1))
-    return name, seed, curve, time.time() - start
+    curve = run_entry(
+        kind, settings, _WORKER["space"], _WORKER["evaluator"], budgets, seed, overrides
+    )
+    return entry, seed, curve, time.time() - start
 
 
 def summarize(curves, budgets, optimum):
@@ -118,82 +140,103 @@ def summarize(curves, budgets, optimum):
 
 
 def format_table(results, budgets):
-    header = f"{'algorithm':10s} " + " ".join(f"{f'{b} archs':>20s}" for b in budgets)
+    header = f"{'algorithm':16s} " + " ".join(f"{f'{b} archs':>20s}" for b in budgets)
     lines = [header, "-" * len(header)]
     for name, result in results.items():
         cells = " ".join(
             f"{row['mean']:7.2f} +- {row['std']:.2f} ({row['optimum_found']:2d})".rjust(20)
             for row in result["budgets"].values()
         )
-        lines.append(f"{name:10s} {cells}")
+        lines.append(f"{name:16s} {cells}")
     return "\n".join(lines)
 
 
 def parse_overrides(items):
+    """`--set KEY=JSON` for the controller settings the CLI exposes (both RL algorithms)."""
     overrides = {}
     for item in items:
-        target, separator, value = item.partition("=")
-        name, dot, key = target.partition(".")
-        if not separator or not dot or name not in ALGORITHM_NAMES:
+        key, separator, value = item.partition("=")
+        if not separator or key not in OVERRIDABLE:
             raise ValueError(
-                f"`--set` must look like ALGORITHM.KEY=JSON with ALGORITHM in "
-                f"{', '.join(ALGORITHM_NAMES)}. Received: --set {item}"
+                f"`--set` must look like KEY=JSON with KEY in {', '.join(OVERRIDABLE)} "
+                f"(the CLI's --controller-batch, --learning-rate, --entropy-weight). "
+                f"Received: --set {item}"
             )
-        overrides.setdefault(name, {})[key] = json.loads(value)
+        overrides[key] = json.loads(value)
     return overrides
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", default=DEFAULT_TABLE, help="NAS-Bench-201 CSV")
+    parser.add_argument("--table", default=DEFAULT_TABLE, help="NAS-Bench-201-style CSV")
+    parser.add_argument("--metric", default=None, help="accuracy column of --table")
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--algorithms", default=",".join(ALGORITHM_NAMES))
-    parser.add_argument("--set", action="append", default=[], help="ALGO.KEY=JSON override")
+    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
+    parser.add_argument(
+        "--algorithms",
+        default=",".join(DEFAULT_ENTRIES),
+        help="ALGORITHM[:budget|paper], comma-separated",
+    )
+    parser.add_argument("--set", action="append", default=[], help="KEY=JSON controller override")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", default=None, help="JSON output path")
     args = parser.parse_args(argv)
 
-    from nasnet_app.search.algorithms import SMALL_BUDGET_SETTINGS
+    from nasnet_app.search.spaces import NASBench201Space
     from nasnet_app.search.tabular import TabularEvaluator
 
-    names = args.algorithms.split(",")
-    unknown = [n for n in names if n not in ALGORITHM_NAMES]
-    if unknown or args.seeds < 1 or args.workers < 1:
-        parser.error(f"--algorithms from {ALGORITHM_NAMES}, --seeds and --workers >= 1")
-    overrides = parse_overrides(args.set)
-    settings = {n: {**SMALL_BUDGET_SETTINGS[n], **overrides.get(n, {})} for n in names}
-    optimum = TabularEvaluator(args.table).best()[1]
-    tasks = [(n, seed, settings[n], BUDGETS) for n in names for seed in range(args.seeds)]
+    try:
+        entries = args.algorithms.split(",")
+        for entry in entries:
+            parse_entry(entry)
+        overrides = parse_overrides(args.set)
+        budgets = tuple(sorted(int(b) for b in args.budgets.split(",")))
+    except ValueError as error:
+        parser.error(str(error))
+    if args.seeds < 1 or args.workers < 1 or min(budgets) < 1:
+        parser.error("--seeds, --workers and --budgets must be >= 1")
+    evaluator = TabularEvaluator(args.table, metric=args.metric, space=NASBench201Space())
+    optimum = evaluator.best()[1]
+    tasks = [(e, seed, budgets, overrides) for e in entries for seed in range(args.seeds)]
 
     os.environ.update(SINGLE_THREAD_ENV)  # inherited by the spawned workers
     start = time.time()
-    curves = {n: {} for n in names}
-    seconds = {n: 0.0 for n in names}
+    curves = {e: {} for e in entries}
+    seconds = {e: 0.0 for e in entries}
     context = multiprocessing.get_context("spawn")
-    with context.Pool(args.workers, initializer=_init_worker, initargs=(args.table,)) as pool:
-        for name, seed, curve, took in pool.imap_unordered(_run_task, tasks):
-            curves[name][seed] = curve
-            seconds[name] += took
-            print(f"  {name} seed {seed}: best {curve[max(BUDGETS)]:.2f} [{took:.1f}s]", flush=True)
+    initargs = (args.table, evaluator.metric)
+    with context.Pool(args.workers, initializer=_init_worker, initargs=initargs) as pool:
+        for entry, seed, curve, took in pool.imap_unordered(_run_task, tasks):
+            curves[entry][seed] = curve
+            seconds[entry] += took
+            print(
+                f"  {entry} seed {seed}: best {curve[max(budgets)]:.2f} [{took:.1f}s]", flush=True
+            )
     results = {
-        n: {
-            "settings": settings[n],
-            "budgets": summarize([curves[n][s] for s in sorted(curves[n])], BUDGETS, optimum),
-            "runs": [curves[n][s] for s in sorted(curves[n])],
-            "worker_seconds": seconds[n],
+        e: {
+            "budgets": summarize([curves[e][s] for s in sorted(curves[e])], budgets, optimum),
+            "runs": [curves[e][s] for s in sorted(curves[e])],
+            "worker_seconds": seconds[e],
         }
-        for n in names
+        for e in entries
     }
-    print(f"NAS-Bench-201 CIFAR-10 ({args.table}), optimum {optimum}, {args.seeds} seeds")
-    print("best test accuracy found: mean +- std (runs that found the optimum)")
-    print(format_table(results, BUDGETS))
+    print(f"{args.table} ({evaluator.metric}), optimum {optimum}, {args.seeds} seeds")
+    print("best value found: mean +- std (runs that found the optimum)")
+    print(format_table(results, budgets))
     print(f"total {time.time() - start:.0f}s with {args.workers} worker(s)")
     if args.out:
         from nasnet_app.io_utils import atomic_write_json
 
         atomic_write_json(
             args.out,
-            {"table": args.table, "optimum": optimum, "seeds": args.seeds, "results": results},
+            {
+                "table": args.table,
+                "metric": evaluator.metric,
+                "optimum": optimum,
+                "seeds": args.seeds,
+                "overrides": overrides,
+                "results": results,
+            },
         )
     return 0
 

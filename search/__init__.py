@@ -10,17 +10,19 @@ Example:
 """
 
 from nasnet_app.search.algorithms import (
+    PAPER_SETTINGS,
     PPO,
-    SMALL_BUDGET_SETTINGS,
     RandomSearch,
     RegularizedEvolution,
     Reinforce,
     SearchSpaceExhausted,
+    budget_settings,
+    build_algorithm,
     get_algorithm,
     load_state,
     save_state,
 )
-from nasnet_app.search.base import Evaluator, SearchAlgorithm, SearchSpace, Trial
+from nasnet_app.search.base import Evaluator, Objective, SearchAlgorithm, SearchSpace, Trial
 from nasnet_app.search.callbacks import (
     BestCellExporter,
     ControllerCheckpoint,

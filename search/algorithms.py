@@ -325,10 +325,6 @@ class RegularizedEvolution(BaseSearchAlgorithm):
         self.num_proposed = int(data["num_proposed"])
 
 
-REWARD_TRANSFORMS = {
-    "identity": lambda r: r,
-    "cube": lambda r: r**3,  # Zoph & Le (2017)
-}
 ADVANTAGES = ("baseline", "normalized")
 
 
@@ -340,12 +336,19 @@ class PolicyGradient(BaseSearchAlgorithm):
         controller: a `Controller` (default: one built from the arguments
             below and `seed`).
         units, temperature, tanh_constant: for the default controller.
-        learning_rate: Adam learning rate (NASNet: 3.5e-4).
+        max_trials: the run's budget (distinct children); with
+            `settings="budget"` it chooses every controller setting left
+            `None` below (`budget_settings`; `DEFAULT_MAX_TRIALS` when not
+            given).
+        settings: `"budget"` (the default) or `"paper"` (`PAPER_SETTINGS`:
+            Zoph & Le 2017 / NASNet: Adam 3.5e-4, m = 20, entropy 1e-4,
+            baseline decay 0.95, raw advantages).
+        learning_rate: Adam learning rate.
         batch_size: m, the children per controller update.
         entropy_weight: beta, the weight of the entropy bonus.
         baseline_decay: decay of the exponential moving average baseline.
-        reward_transform: `"identity"` or `"cube"` (Zoph & Le 2017), applied
-            to the reward before the baseline.
+        reward_transform: removed: the rewards arrive transformed by the
+            search's `Objective` (`nasnet_app.search.base`), the one owner.
         advantage: `"baseline"`: `R - b` (the papers); `"normalized"`:
             `(R - b) / s` with `s` an exponential moving average (same decay)
             of the root mean square of `R - b`, which makes the step size
@@ -364,6 +367,7 @@ class PolicyGradient(BaseSearchAlgorithm):
     """
 
     kind = "policy_gradient"
+    steps_per_update = 1
 
     def __init__(
         self,
@@ -372,12 +376,14 @@ class PolicyGradient(BaseSearchAlgorithm):
         units=100,
         temperature=None,
         tanh_constant=None,
-        learning_rate=3.5e-4,
-        batch_size=20,
-        entropy_weight=1e-4,
-        baseline_decay=0.95,
-        reward_transform="identity",
-        advantage="baseline",
+        learning_rate=None,
+        batch_size=None,
+        entropy_weight=None,
+        baseline_decay=None,
+        reward_transform=None,
+        advantage=None,
+        max_trials=None,
+        settings="budget",
         sample_batch=256,
         seed=None,
         allow_repeats=False,
@@ -394,8 +400,34 @@ class PolicyGradient(BaseSearchAlgorithm):
             )
         if controller.space_config != space.get_config():
             _fail("controller", "a Controller built for this space", controller.space_config)
-        if reward_transform not in REWARD_TRANSFORMS:
-            _fail("reward_transform", f"one of {', '.join(REWARD_TRANSFORMS)}", reward_transform)
+        if reward_transform is not None:
+            _fail(
+                "reward_transform",
+                "None: the transform belongs to the search's Objective "
+                '(CellSearch(..., objective=Objective(transform="cube")))',
+                reward_transform,
+            )
+        if settings not in SETTINGS:
+            _fail("settings", "'budget' or 'paper'", settings)
+        given = {
+            "learning_rate": learning_rate,
+            "batch_size": batch_size,
+            "entropy_weight": entropy_weight,
+            "baseline_decay": baseline_decay,
+            "advantage": advantage,
+        }
+        if settings == "paper":
+            chosen = dict(PAPER_SETTINGS)
+        else:
+            budget = DEFAULT_MAX_TRIALS if max_trials is None else max_trials
+            chosen = budget_settings(self.kind, budget, batch_size, self.steps_per_update)
+        chosen.update({k: v for k, v in given.items() if v is not None})
+        learning_rate, batch_size, entropy_weight = (
+            chosen["learning_rate"],
+            chosen["batch_size"],
+            chosen["entropy_weight"],
+        )
+        baseline_decay, advantage = chosen["baseline_decay"], chosen["advantage"]
         if advantage not in ADVANTAGES:
             _fail("advantage", f"one of {', '.join(ADVANTAGES)}", advantage)
         if not 0 <= float(baseline_decay) < 1:
@@ -405,11 +437,11 @@ class PolicyGradient(BaseSearchAlgorithm):
         if not float(entropy_weight) >= 0:
             _fail("entropy_weight", "a number >= 0", entropy_weight)
         self.controller = controller
+        self.settings, self.max_trials = settings, max_trials
         self.learning_rate = float(learning_rate)
         self.batch_size = _check_positive_int("batch_size", batch_size)
         self.entropy_weight = float(entropy_weight)
         self.baseline_decay = float(baseline_decay)
-        self.reward_transform = reward_transform
         self.advantage = advantage
         self.sample_batch = _check_positive_int("sample_batch", sample_batch)
         self._needed_exclusion = False
@@ -466,15 +498,15 @@ class PolicyGradient(BaseSearchAlgorithm):
         return logs
 
     def _advantages(self, rewards):
-        transformed = np.array([REWARD_TRANSFORMS[self.reward_transform](r) for r in rewards])
+        rewards = np.asarray(rewards, np.float64)
         if self.baseline is None:
-            self.baseline = float(transformed.mean())
-            self.scale = float(transformed.std()) or 1.0
-        advantages = transformed - self.baseline
+            self.baseline = float(rewards.mean())
+            self.scale = float(rewards.std()) or 1.0
+        advantages = rewards - self.baseline
         if self.advantage == "normalized":
             advantages = advantages / max(self.scale, 1e-8)
         decay = self.baseline_decay
-        for value in transformed:
+        for value in rewards:
             deviation = value - self.baseline
             self.scale = float(np.sqrt(decay * self.scale**2 + (1 - decay) * deviation**2))
             self.baseline = decay * self.baseline + (1 - decay) * float(value)
@@ -534,11 +566,12 @@ class PolicyGradient(BaseSearchAlgorithm):
         return {
             **super().get_config(),
             "controller": self.controller.get_config(),
+            "settings": self.settings,
+            "max_trials": self.max_trials,
             "learning_rate": self.learning_rate,
             "batch_size": self.batch_size,
             "entropy_weight": self.entropy_weight,
             "baseline_decay": self.baseline_decay,
-            "reward_transform": self.reward_transform,
             "advantage": self.advantage,
             "sample_batch": self.sample_batch,
         }
@@ -626,11 +659,11 @@ class PPO(PolicyGradient):
     kind = "ppo"
 
     def __init__(self, space, clip=0.2, epochs=4, **kwargs):
-        super().__init__(space, **kwargs)
+        self.epochs = self.steps_per_update = _check_positive_int("epochs", epochs)
         if not 0 < float(clip) < 1:
             _fail("clip", "a number in (0, 1)", clip)
         self.clip = float(clip)
-        self.epochs = _check_positive_int("epochs", epochs)
+        super().__init__(space, **kwargs)
 
     def _policy_loss(self, log_prob, advantages, old_log_prob):
         import tensorflow as tf
@@ -648,18 +681,118 @@ class PPO(PolicyGradient):
         return {**super().get_config(), "clip": self.clip, "epochs": self.epochs}
 
 
-# Settings for small budgets (hundreds of children, e.g. a benchmark table),
-# measured by `nasnet_app.evaluate.bench_search`. Adam moves each weight by
-# about `learning_rate` per step, so with ~50 updates instead of NASNet's
-# thousands the step grows to 1e-2 (PPO takes `epochs` = 4 steps per batch, so
-# 3e-3); m = 10 children per update gives those 50 updates in 500 children;
-# normalized advantages make the step independent of the reward scale.
-SMALL_BUDGET_SETTINGS = {
-    "reinforce": {"learning_rate": 1e-2, "batch_size": 10, "advantage": "normalized"},
-    "ppo": {"learning_rate": 3e-3, "batch_size": 10, "advantage": "normalized"},
-    "random": {},
-    "evolution": {"population_size": 20, "sample_size": 5},
+# Zoph & Le (2017) / Zoph et al. (2018), sized for thousands of children.
+PAPER_SETTINGS = {
+    "learning_rate": 3.5e-4,
+    "batch_size": 20,
+    "entropy_weight": 1e-4,
+    "baseline_decay": 0.95,
+    "advantage": "baseline",
 }
+SETTINGS = ("budget", "paper")
+# The budget assumed by `Reinforce(space)` / `PPO(space)` when none is given.
+DEFAULT_MAX_TRIALS = 200
+# The budget rule's constants (see `budget_settings`).
+MIN_BATCH, MAX_BATCH, TRIALS_PER_BATCH = 5, 20, 20
+POLICY_TRAVEL = 0.5  # learning rate x optimizer steps: the Adam path length of a weight
+MAX_LEARNING_RATE = 0.05
+ENTROPY_PER_UPDATE = 0.05  # entropy weight x controller updates
+
+
+def budget_settings(kind, max_trials, batch_size=None, steps_per_update=1):
+    """Controller settings chosen from the budget: `max_trials` children, m per update.
+
+    The rule, and why:
+
+    * m (children per update) = `max_trials / 20`, clipped to [5, 20]: every
+      budget gets about 20 controller updates (at least 5 children each, so
+      the baseline and the advantage scale are estimated from a batch, and
+      at most the papers' 20).
+    * learning rate = `0.5 / steps`, at most 0.05, where steps = updates
+      (x `epochs` for PPO): Adam moves each weight by about the learning rate
+      per step whatever the gradient's scale, so the product is how far the
+      policy can travel over the whole run. The papers' 3.5e-4 suits
+      thousands of updates; over 20 it leaves the policy where it started,
+      which is random search at the cost of a controller.
+    * advantages normalised by a running RMS, `(R - b) / s`: the step no
+      longer depends on the reward's scale (accuracy in [0, 1], in percent,
+      cubed, a negated loss), so one rule serves every table and objective.
+    * entropy weight = `0.05 / updates`: the entropy bonus's total pull over
+      the run stays the same whatever the number of updates, so a short run
+      and a long one keep the same share of exploration.
+
+    None of it looks at the rewards of a particular table.
+
+    Args:
+        kind: `"reinforce"` or `"ppo"`.
+        max_trials: the number of children the run will evaluate.
+        batch_size: m, if the user chose it; else it comes from the budget.
+        steps_per_update: optimizer steps per update (PPO's `epochs`).
+
+    Example:
+
+    >>> budget_settings("reinforce", 200)["batch_size"]
+    10
+    """
+    if kind not in ("reinforce", "ppo"):
+        _fail("kind", "'reinforce' or 'ppo'", kind)
+    max_trials = _check_positive_int("max_trials", max_trials)
+    if batch_size is None:
+        batch_size = min(MAX_BATCH, max(MIN_BATCH, round(max_trials / TRIALS_PER_BATCH)))
+    batch_size = _check_positive_int("batch_size", batch_size)
+    updates = max(1, max_trials // batch_size)
+    steps = updates * _check_positive_int("steps_per_update", steps_per_update)
+    return {
+        "learning_rate": min(MAX_LEARNING_RATE, POLICY_TRAVEL / steps),
+        "batch_size": batch_size,
+        "entropy_weight": ENTROPY_PER_UPDATE / updates,
+        "baseline_decay": PAPER_SETTINGS["baseline_decay"],
+        "advantage": "normalized",
+    }
+
+
+def build_algorithm(
+    kind,
+    space,
+    *,
+    max_trials,
+    settings="budget",
+    seed=None,
+    batch_size=None,
+    learning_rate=None,
+    entropy_weight=None,
+):
+    """The algorithm the CLI and the benchmarks run: budget-aware unless told otherwise.
+
+    Args:
+        kind: `reinforce`, `ppo`, `random` or `evolution`.
+        space: the search space.
+        max_trials: the run's budget (distinct children).
+        settings: `"budget"` (controller settings from `budget_settings`) or
+            `"paper"` (`PAPER_SETTINGS`, Zoph & Le 2017 / NASNet).
+        seed: the algorithm's seed.
+        batch_size, learning_rate, entropy_weight: explicit choices, which
+            win over either settings.
+
+    Example:
+
+    >>> from nasnet_app.search.spaces import NASBench201Space
+    >>> build_algorithm("ppo", NASBench201Space(), max_trials=100, seed=0).batch_size
+    5
+    """
+    if kind not in ("reinforce", "ppo"):
+        return get_algorithm(kind, space, seed=seed)
+    return get_algorithm(
+        kind,
+        space,
+        seed=seed,
+        max_trials=max_trials,
+        settings=settings,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        entropy_weight=entropy_weight,
+    )
+
 
 ALGORITHMS = {cls.kind: cls for cls in (Reinforce, PPO, RandomSearch, RegularizedEvolution)}
 

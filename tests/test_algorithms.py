@@ -115,17 +115,11 @@ def test_reinforce_update_waits_for_a_full_batch_and_skips_failed_trials():
     assert set(logs) >= {"loss", "entropy", "mean_reward", "baseline"}
 
 
-def test_reward_transform_cube_and_normalized_advantage():
+def test_normalized_advantage_of_cubed_rewards():
     space = NASBench201Space()
-    algorithm = make(
-        "reinforce",
-        space,
-        batch_size=2,
-        reward_transform="cube",
-        advantage="normalized",
-        baseline_decay=0.5,
-    )
-    advantages = algorithm._advantages([0.5, 1.0])
+    algorithm = make("reinforce", space, batch_size=2, advantage="normalized", baseline_decay=0.5)
+    # The rewards arrive cubed by the search's Objective (0.5**3, 1.0**3).
+    advantages = algorithm._advantages([0.125, 1.0])
     # First batch: baseline = mean of cubes, scale = their std.
     np.testing.assert_allclose(advantages, [-1.0, 1.0], rtol=1e-5)
     assert algorithm.baseline == pytest.approx(0.5 * (0.5 * 0.5625 + 0.5 * 0.125) + 0.5 * 1.0)
@@ -187,7 +181,7 @@ def test_set_state_rejects_a_controller_of_another_size():
     "build, field",
     [
         (lambda s: Reinforce(s, batch_size=0), "batch_size"),
-        (lambda s: Reinforce(s, reward_transform="square"), "reward_transform"),
+        (lambda s: Reinforce(s, reward_transform="cube"), "reward_transform"),
         (lambda s: PPO(s, clip=1.5), "clip"),
         (lambda s: RegularizedEvolution(s, population_size=3, sample_size=5), "sample_size"),
         (lambda s: get_algorithm("bayesian", s), "algorithm"),
