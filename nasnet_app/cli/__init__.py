@@ -67,30 +67,31 @@ def main(argv=None):
         return _common.EXIT_USAGE
     if getattr(args, "tensorflow", False):
         _common.start_tensorflow()
+    command = getattr(args, "command_name", args.command)
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         resume = getattr(args, "resume_command", None)
         hint = f"; continue with: {resume(args)}" if resume else ""
-        print(f"\nnasnet-app {args.command}: interrupted{hint}", file=sys.stderr)
+        print(f"\nnasnet-app {command}: interrupted{hint}", file=sys.stderr)
         return _common.EXIT_INTERRUPTED
     except _common.UsageError as error:
         if args.debug:
             raise
-        _common.print_error(args.command, error)
+        _common.print_error(command, error)
         return _common.EXIT_USAGE
     except RUNTIME_ERRORS as error:
         if args.debug:
             raise
-        _common.print_error(args.command, error)
+        _common.print_error(command, error)
         return _common.EXIT_FAILURE
     except Exception as error:  # a bug: still one line, the traceback with --debug
         if args.debug:
             raise
         _common.print_error(
-            args.command,
+            command,
             f"{type(error).__name__}: {error} (rerun with `nasnet-app --debug "
-            f"{args.command} ...` for the traceback)",
+            f"{command} ...` for the traceback)",
         )
         return _common.EXIT_FAILURE
 

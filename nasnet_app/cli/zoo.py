@@ -19,7 +19,7 @@ def add_parser(subparsers):
     )
     listing = _common.command_parser(commands, "list", help="list the registered presets")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(run=run_list, tensorflow=True)
+    listing.set_defaults(run=run_list, tensorflow=True, command_name="zoo list")
 
     fetch = _common.command_parser(
         commands, "download", help="download a preset's weights into the cache"
@@ -27,7 +27,7 @@ def add_parser(subparsers):
     fetch.add_argument("name", help="preset name (see `nasnet-app zoo list`)")
     fetch.add_argument("--source", help="weight source: keras (default) or slim")
     fetch.add_argument("--no-top", action="store_true", help="the file without the top layer")
-    fetch.set_defaults(run=run_download, tensorflow=True)
+    fetch.set_defaults(run=run_download, tensorflow=True, command_name="zoo download")
 
     convert = _common.command_parser(commands, "convert", help="weights file -> .keras model")
     convert.add_argument("--preset", required=True, help="preset name")
@@ -39,7 +39,7 @@ def add_parser(subparsers):
     convert.add_argument(
         "--include-background", action="store_true", help="keep TF-Slim's 1001-class head"
     )
-    convert.set_defaults(run=run_convert, tensorflow=True)
+    convert.set_defaults(run=run_convert, tensorflow=True, command_name="zoo convert")
 
 
 def _summary(record):
@@ -79,7 +79,7 @@ def run_download(args):
     from nasnet_app.zoo.api import fetch_weights
 
     path, _ = fetch_weights(
-        _common.check_preset(args.name, "name"), args.source, include_top=not args.no_top
+        _common.check_preset(args.name, "NAME"), args.source, include_top=not args.no_top
     )
     print(path)
     return 0
