@@ -34,12 +34,10 @@ HUB_MODULES = ("classification", "feature_vector")
 
 
 def _input_spec(model):
-    shape = getattr(model, "_input_shape_arg", None)
-    if shape is None:
-        try:
-            shape = tuple(model.input_shape)[1:]
-        except (AttributeError, ValueError):
-            shape = (None, None, 3)
+    try:
+        shape = tuple(model.input_shape)[1:]
+    except (AttributeError, ValueError):
+        shape = (None, None, 3)
     return tf.TensorSpec((None,) + tuple(shape), tf.float32, name="images")
 
 
