@@ -40,7 +40,8 @@ import math
 
 import numpy as np
 
-from nasnet_app.genotype import COMBINES, NASNET_SEARCH_OPS, OPS, Block, Cell, Genotype
+from nasnet_app.genotype import COMBINES, Block, Cell, Genotype
+from nasnet_app.op_registry import NASNET_SEARCH_OPS, OPS
 from nasnet_app.search.base import SearchSpace
 
 
@@ -103,7 +104,7 @@ class NASNetCellSpace(CategoricalSpace):
 
     Args:
         num_blocks: B, blocks per cell (5 in NASNet).
-        ops: the candidate operations, names from `nasnet_app.genotype.OPS`
+        ops: the candidate operations, names from `nasnet_app.op_registry.OPS`
             (default: the 13 of the NASNet paper). Action `i` means `ops[i]`.
         combines: the candidate combine methods, from `("add", "concat")`.
 
@@ -206,6 +207,8 @@ class NASNetCellSpace(CategoricalSpace):
         }
 
 
+# The benchmark's names; `nasnet_app.op_registry.from_alias("nasbench201", name)`
+# gives the registry op (kind, kernel size) each one is.
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # (to_node, from_node) in the order the arch string lists them.
 NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))

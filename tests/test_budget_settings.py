@@ -140,3 +140,24 @@ def test_cli_flags_reach_the_controller(tmp_path):
         0.001,
         4,
     )
+
+
+def test_runs_saved_before_the_budget_rule_resume_with_the_paper_settings(tmp_path):
+    from nasnet_app.cli import main
+
+    _full_table(tmp_path / "t.csv")
+    out = tmp_path / "run"
+    argv = ["search", "--space", "nasbench201", "--table", str(tmp_path / "t.csv")]
+    assert main([*argv, "--trials", "6", "--seed", "2", "--verbose", "0", "--out", str(out)]) == 0
+    # What an older version wrote: no controller settings, no objective.
+    settings = json.loads((out / "cli_args.json").read_text())
+    for key in ("controller_settings", "budget_trials"):
+        settings.pop(key)
+    (out / "cli_args.json").write_text(json.dumps(settings))
+    info = json.loads((out / "run.json").read_text())
+    info.pop("objective")
+    (out / "run.json").write_text(json.dumps(info))
+    assert main(["search", "--out", str(out), "--resume", "--trials", "8", "--verbose", "0"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_evaluated"] == 8
+    assert summary["objective"] == {"name": "reward", "direction": "max", "transform": "identity"}

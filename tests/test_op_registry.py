@@ -158,3 +158,12 @@ def test_a_new_op_is_one_registry_entry(monkeypatch):
     assert layer.parts["pool"].pool_size == 5
     # The centre window of a SAME 5x5 average at stride 2 over a 6x6 map.
     assert y[0, 1, 1, 0] == pytest.approx(x[0, 1:6, 1:6, 0].mean())
+
+
+def test_search_spaces_take_their_ops_from_the_registry():
+    from nasnet_app.search.spaces import NB201_OPS, NASNetCellSpace
+
+    assert NASNetCellSpace().ops == NASNET_SEARCH_OPS
+    assert all(from_alias("nasbench201", op) in OPS for op in NB201_OPS)
+    with pytest.raises(ValueError, match="`ops` must be"):
+        NASNetCellSpace(ops=("sep_conv_9x9",))
