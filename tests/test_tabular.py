@@ -44,3 +44,18 @@ def test_errors_name_the_problem(tmp_path):
     evaluator = TabularEvaluator(write(tmp_path, f"arch,acc\n{ARCH_A},93.66\n", "one.csv"))
     with pytest.raises(ValueError, match="`architecture` must be an arch string of the table"):
         evaluator.evaluate(ARCH_B)
+
+
+def test_rows_are_checked_against_the_space(tmp_path):
+    from nasnet_app.search.spaces import NASBench201Space
+
+    space = NASBench201Space()
+    with pytest.raises(ValueError, match="Row 3 of .* nasbench201 space cannot parse: 'garbage'"):
+        TabularEvaluator(write(tmp_path, f"arch,acc\n{ARCH_A},93\ngarbage,50\n"), space=space)
+    bad_op = ARCH_A.replace("avg_pool_3x3", "conv_9x9")
+    with pytest.raises(ValueError, match="Row 2 of"):
+        TabularEvaluator(write(tmp_path, f"arch,acc\n{bad_op},50\n", "op.csv"), space=space)
+    with pytest.raises(ValueError, match="no accuracy column, only `arch`"):
+        TabularEvaluator(write(tmp_path, f"arch\n{ARCH_A}\n", "arch_only.csv"))
+    evaluator = TabularEvaluator(write(tmp_path, f"arch,acc\n{ARCH_A},93\n", "ok.csv"), space=space)
+    assert evaluator.evaluate(ARCH_A)["reward"] == pytest.approx(0.93)
