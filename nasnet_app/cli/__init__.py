@@ -65,10 +65,10 @@ def main(argv=None):
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return _common.EXIT_USAGE
-    if getattr(args, "tensorflow", False):
-        _common.start_tensorflow()
     command = getattr(args, "command_name", args.command)
     try:
+        if getattr(args, "tensorflow", False):
+            _common.start_tensorflow()
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         resume = getattr(args, "resume_command", None)
