@@ -1,0 +1,357 @@
+"""Benchmark of weight-sharing search (ENAS and random with weight sharing) on NAS-Bench-201.
+
+Three parts:
+
+* `search`: real searches on the CIFAR-10 training images (25k/25k
+  train/validation split of the training set; the test split is never read),
+  each arm (`enas`, `random`) and seed one `WeightSharingSearch` run as
+  `nasnet-app search --space nasbench201 --weight-sharing` runs it. After
+  each epoch the policy's expected table accuracy over 1,000 samples and its
+  share of all-skip cells are recorded (`PolicyTableMonitor`, ground truth
+  that never feeds the search); at the end the derived cell is looked up in
+  the NAS-Bench-201 table, and the Kendall tau between the final supernet's
+  accuracy and the table accuracy is measured over random cells. One
+  `result.json` per run.
+* `steps`: the supernet's training step against the same architecture built
+  as a standalone child (NAS-Bench-201: `build_nasbench201_child`; NASNet
+  space: `nasnet_app.NASNet` of the decoded genotype), and the process RSS
+  over 1,000 supernet steps, each with a fresh architecture.
+* `report`: the table of every `result.json` under a folder, with the
+  published and table references.
+
+Run:
+
+    python evaluate/benchmarks/bench_weight_sharing.py search --out bench_ws --epochs 30
+    python evaluate/benchmarks/bench_weight_sharing.py steps
+    python evaluate/benchmarks/bench_weight_sharing.py report bench_ws
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "data"))
+DEFAULT_DATA = os.path.join(SHARED, "cifar10-jpeg.tar.gz")
+DEFAULT_TABLE = os.path.join(SHARED, "nasbench201", "cifar10.csv")
+# References from the CIFAR-10 column of the table and from Dong & Yang (2020).
+REFERENCES = {
+    "table: uniform random cell (mean)": 87.06,
+    "table: best of 10 random cells (mean)": 93.11,
+    "table: optimum": 94.37,
+    "published: ENAS": 54.30,
+    "published: DARTS": 54.30,
+    "published: random with weight sharing": 87.66,
+    "published: GDAS": 93.61,
+}
+
+
+def kendall_tau(x, y):
+    """Kendall's tau-b of two equally long sequences."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    dx = np.sign(x[:, None] - x[None, :])
+    dy = np.sign(y[:, None] - y[None, :])
+    upper = np.triu_indices(len(x), 1)
+    dx, dy = dx[upper], dy[upper]
+    denominator = np.sqrt(np.sum(dx != 0) * np.sum(dy != 0))
+    return float(np.sum(dx * dy) / denominator) if denominator else float("nan")
+
+
+def load_arrays(data, cache, limit=None):
+    from nasnet_app.search.weight_sharing import load_image_arrays
+
+    if cache and os.path.exists(cache):
+        with np.load(cache) as arrays:
+            train = (arrays["train_x"], arrays["train_y"])
+            val = (arrays["val_x"], arrays["val_y"])
+    else:
+        train, val, _ = load_image_arrays(data, val_fraction=0.5, seed=0)
+        if cache:
+            np.savez(cache, train_x=train[0], train_y=train[1], val_x=val[0], val_y=val[1])
+    if limit:
+        train, val = (train[0][:limit], train[1][:limit]), (val[0][:limit], val[1][:limit])
+    return train, val
+
+
+def run_search(args, arm, seed):
+    from nasnet_app.search.spaces import NASBench201Space
+    from nasnet_app.search.weight_sharing import (
+        PolicyTableMonitor,
+        WeightSharingSearch,
+        table_accuracies,
+    )
+
+    out = os.path.join(args.out, f"{arm}-seed{seed}")
+    os.makedirs(out, exist_ok=True)
+    train, val = load_arrays(args.data, args.cache, args.limit)
+    space = NASBench201Space()
+    search = WeightSharingSearch(
+        space,
+        algorithm=arm,
+        supernet_kwargs={"channels": args.channels, "cells_per_stage": args.cells_per_stage},
+        batch_size=args.batch_size,
+        warmup_epochs=args.warmup_epochs,
+        derive_samples=args.derive_samples,
+        derive_images=args.derive_images,
+        steps_per_epoch=args.steps_per_epoch,
+        seed=seed,
+    )
+    monitor = PolicyTableMonitor(args.table, samples=1000, path=os.path.join(out, "policy.jsonl"))
+    start = time.time()
+    history = search.search(
+        train,
+        val,
+        epochs=args.epochs,
+        directory=os.path.join(out, "run"),
+        resume=os.path.exists(os.path.join(out, "run", "run.json")),
+        callbacks=[monitor],
+        max_seconds=args.max_seconds,
+    )
+    search_seconds = time.time() - start
+    derived = history.best_trial.arch_key
+    derived_table = table_accuracies(args.table, [derived])[0]
+    candidates = sorted({t.arch_key for t in history.trials})
+    candidate_table = table_accuracies(args.table, candidates)
+    start = time.time()
+    tau_rng = np.random.default_rng(1000 + seed)
+    cells = [space.random_actions(tau_rng) for _ in range(args.tau_cells)]
+    images, labels = val[0][: args.tau_images], val[1][: args.tau_images]
+    supernet_acc = [search.accuracy(images, labels, c) for c in cells]
+    table_acc = table_accuracies(args.table, [space.decode(c) for c in cells])
+    result = {
+        "arm": arm,
+        "seed": seed,
+        "config": vars(args),
+        "epochs_done": len(history.epochs),
+        "search_seconds": search_seconds,
+        "derived_arch": derived,
+        "derived_val_accuracy": history.best_trial.reward,
+        "derived_table_accuracy": 100 * derived_table,
+        "derive_candidates_table_mean": 100 * float(np.mean(candidate_table)),
+        "policy": monitor.values,
+        "kendall_tau": kendall_tau(supernet_acc, table_acc),
+        "tau_cells": args.tau_cells,
+        "tau_images": len(labels),
+        "tau_seconds": time.time() - start,
+        "epoch_logs": history.epochs,
+        "traces": search.trace_count(),
+        "load": os.getloadavg(),
+    }
+    with open(os.path.join(out, "result.json"), "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=1, default=float)
+    print(
+        f"{arm} seed {seed}: derived {derived} table {100 * derived_table:.2f} "
+        f"tau {result['kendall_tau']:.3f} search {search_seconds:.0f}s",
+        flush=True,
+    )
+    return result
+
+
+def command_search(args):
+    for seed in args.seeds:
+        for arm in args.arms:
+            run_search(args, arm, seed)
+
+
+def _timed(step, warmup, repeats):
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - start) / repeats
+
+
+def _rss_mib():
+    with open("/proc/self/status", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child_step(model, images, labels):
+    import keras
+    import tensorflow as tf
+
+    optimizer = keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)
+    optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+            )
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    x, y = tf.constant(images), tf.constant(labels)
+    return lambda: step(x, y)
+
+
+def step_times(space_name, args):
+    import nasnet_app
+    from nasnet_app.backbone import base_filters  # noqa: F401  (documents the width rule)
+    from nasnet_app.cells import cell_output_channels
+    from nasnet_app.search.spaces import NASBench201Space
+    from nasnet_app.search.supernets import build_nasbench201_child
+    from nasnet_app.search.weight_sharing import WeightSharingSearch, _scale, enas_nasnet_space
+
+    rng = np.random.default_rng(0)
+    size, batch = args.image_size, args.batch_size
+    images = rng.integers(0, 256, (batch, size, size, 3), dtype="uint8")
+    labels = rng.integers(0, 10, batch).astype(np.int32)
+    if space_name == "nasbench201":
+        space = NASBench201Space()
+        kwargs = {"channels": args.channels, "cells_per_stage": args.cells_per_stage}
+        actions = space.encode(
+            "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+            "nor_conv_1x1~2|"
+        )
+        child = build_nasbench201_child(
+            space.decode(actions), args.channels, args.cells_per_stage, 10, (size, size, 3)
+        )
+    else:
+        space = enas_nasnet_space()
+        kwargs = {"filters": args.filters, "cells_per_stage": args.cells_per_stage}
+        actions = space.random_actions(rng)
+        genotype = space.decode(actions)
+        outputs = cell_output_channels(genotype.normal, 1)
+        child = nasnet_app.NASNet(
+            genotype,
+            num_blocks=args.cells_per_stage,
+            penultimate_filters=args.filters * outputs * 4,
+            stem="cifar",
+            stem_filters=3 * args.filters,
+            input_shape=(size, size, 3),
+            classes=10,
+            classifier_activation=None,
+        )
+    search = WeightSharingSearch(
+        space, supernet_kwargs=kwargs, input_shape=(size, size, 3), batch_size=batch, seed=0
+    )
+    search._build(0)
+    fixed = lambda: search.train_on_batch(images, labels, actions)  # noqa: E731
+    supernet_seconds = _timed(fixed, 3, args.repeats)
+    child_seconds = _timed(_child_step(child, _scale(images), labels), 3, args.repeats)
+    return {
+        "space": space_name,
+        "supernet_step_seconds": supernet_seconds,
+        "child_step_seconds": child_seconds,
+        "ratio": supernet_seconds / child_seconds,
+        "supernet_params": int(sum(np.prod(w.shape) for w in search.supernet.weights)),
+        "child_params": int(child.count_params()),
+        "search": search,
+        "images": images,
+        "labels": labels,
+    }
+
+
+def command_steps(args):
+    results = []
+    for space_name in args.spaces:
+        result = step_times(space_name, args)
+        search = result.pop("search")
+        images, labels = result.pop("images"), result.pop("labels")
+        rss = []
+        rng = np.random.default_rng(1)
+        for step in range(args.rss_steps):
+            search.train_on_batch(images, labels, search.space.random_actions(rng))
+            if step in (99, args.rss_steps // 2 - 1, args.rss_steps - 1):
+                rss.append((step + 1, round(_rss_mib(), 1)))
+        result["rss_mib"] = rss
+        result["traces"] = search.trace_count()
+        results.append(result)
+        print(
+            f"{space_name}: supernet step {1000 * result['supernet_step_seconds']:.1f} ms, "
+            f"standalone child {1000 * result['child_step_seconds']:.1f} ms, "
+            f"ratio {result['ratio']:.2f}; RSS (step, MiB) {rss}; traces {result['traces']}",
+            flush=True,
+        )
+    payload = {"load": os.getloadavg(), "cpus": os.cpu_count(), "results": results}
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=1)
+
+
+def command_report(args):
+    rows = []
+    for root, _, files in os.walk(args.folder):
+        if "result.json" in files:
+            with open(os.path.join(root, "result.json"), encoding="utf-8") as handle:
+                rows.append(json.load(handle))
+    rows.sort(key=lambda r: (r["arm"], r["seed"]))
+    print("arm     seed epochs  derived(table %)  policy E[table %] first->last  tau   wall s")
+    for r in rows:
+        policy = r["policy"]
+        first = 100 * policy[0]["policy_table_accuracy"] if policy else float("nan")
+        last = 100 * policy[-1]["policy_table_accuracy"] if policy else float("nan")
+        print(
+            f"{r['arm']:<7} {r['seed']:>4} {r['epochs_done']:>6}  {r['derived_table_accuracy']:>15.2f}"
+            f"  {first:>11.2f} -> {last:<6.2f}  {r['kendall_tau']:>5.3f}  {r['search_seconds']:>6.0f}"
+        )
+        print(f"        derived {r['derived_arch']}")
+    for arm in sorted({r["arm"] for r in rows}):
+        values = [r["derived_table_accuracy"] for r in rows if r["arm"] == arm]
+        print(
+            f"{arm}: derived mean {np.mean(values):.2f} +- {np.std(values):.2f} over {len(values)}"
+        )
+    for name, value in REFERENCES.items():
+        print(f"  reference {name}: {value:.2f}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    search = sub.add_parser("search", help="real NAS-Bench-201 searches on CIFAR-10")
+    search.add_argument("--data", default=DEFAULT_DATA)
+    search.add_argument("--table", default=DEFAULT_TABLE)
+    search.add_argument("--cache", default=None, help="an .npz of the decoded split (reused)")
+    search.add_argument("--out", default="bench_weight_sharing")
+    search.add_argument("--arms", nargs="+", default=["enas", "random"])
+    search.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    search.add_argument("--epochs", type=int, default=30)
+    search.add_argument("--max-seconds", type=float, default=None)
+    search.add_argument("--channels", type=int, default=8)
+    search.add_argument("--cells-per-stage", type=int, default=2)
+    search.add_argument("--batch-size", type=int, default=64)
+    search.add_argument("--warmup-epochs", type=int, default=None)
+    search.add_argument("--steps-per-epoch", type=int, default=None)
+    search.add_argument("--derive-samples", type=int, default=10)
+    search.add_argument("--derive-images", type=int, default=None)
+    search.add_argument("--tau-cells", type=int, default=200)
+    search.add_argument("--tau-images", type=int, default=1000)
+    search.add_argument("--limit", type=int, default=None, help="images per split (smoke runs)")
+    steps = sub.add_parser("steps", help="supernet vs standalone step time; RSS over 1,000 steps")
+    steps.add_argument("--spaces", nargs="+", default=["nasnet", "nasbench201"])
+    steps.add_argument("--image-size", type=int, default=32)
+    steps.add_argument("--batch-size", type=int, default=32)
+    steps.add_argument("--channels", type=int, default=16)
+    steps.add_argument("--filters", type=int, default=20)
+    steps.add_argument("--cells-per-stage", type=int, default=2)
+    steps.add_argument("--repeats", type=int, default=20)
+    steps.add_argument("--rss-steps", type=int, default=1000)
+    steps.add_argument("--json", default=None)
+    report = sub.add_parser("report", help="the table of the results under a folder")
+    report.add_argument("folder")
+    args = parser.parse_args(argv)
+    if args.command == "search":
+        if args.warmup_epochs is None:
+            args.warmup_epochs = max(1, args.epochs // 4)
+        command_search(args)
+    elif args.command == "steps":
+        command_steps(args)
+    else:
+        command_report(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,525 @@
+"""Supernets: one network holding the weights of every candidate operation.
+
+Weight sharing (ENAS: Pham et al., 2018): each architecture of a space is a
+path through the supernet, so a child costs one minibatch, not a training run.
+The architecture is an int tensor argument of `call(images, actions)` (the
+space's action list); every choice is a `tf.switch_case`, which runs only the
+chosen branch, so one `tf.function` trace serves every architecture at the
+cost of the chosen child. All layers are built in the constructor (every
+branch runs once on a dummy batch), before any trace.
+
+BatchNorm in a supernet always normalises with the statistics of the batch
+(`BatchStatNormalization`): moving averages would mix the statistics of all
+the architectures that shared them.
+
+* `NASBench201Supernet`: the NAS-Bench-201 skeleton (Dong & Yang, 2020): 3x3
+  stem of C channels, three stages of N cells of C, 2C, 4C channels joined by
+  residual reduction blocks, BN-ReLU, global pool, classifier; each cell's 6
+  edges choose among the space's 5 operations.
+* `NASNetMicroSupernet`: the ENAS micro space: cells of B blocks, each block
+  adds two operations (default ENAS's five: sep 3x3, sep 5x5, avg 3x3,
+  max 3x3, identity) applied to two chosen earlier states; the unused states
+  are concatenated (as zeros in place of the used ones: a static width).
+
+`build_nasbench201_child` builds one NAS-Bench-201 architecture as a plain
+functional Keras model with the same layer names, so `copy_supernet_weights`
+can give it the supernet's weights (the supernet's correctness check).
+
+Example:
+
+>>> import numpy as np
+>>> net = NASBench201Supernet(channels=4, cells_per_stage=1, input_shape=(16, 16, 3))
+>>> logits = net(np.zeros((2, 16, 16, 3), "float32"), np.array([3, 1, 2, 4, 0, 3]))
+>>> tuple(logits.shape)
+(2, 10)
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from nasnet_app.search.spaces import NB201_EDGES, NB201_OPS, NASBench201Space, NASNetCellSpace
+
+# ENAS micro's five operations (Pham et al., 2018), in our op names.
+ENAS_OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity")
+NB201_PARAMETER_FREE = ("none", "skip_connect", "avg_pool_3x3")
+SUPPORTED_NASNET_OPS = ENAS_OPS + ("sep_conv_7x7", "max_pool_5x5", "max_pool_7x7", "conv_1x1")
+BN_EPSILON = 1e-5
+
+
+def _fail(field, expectation, value):
+    raise ValueError(f"`{field}` must be {expectation}. Received: {field}={value!r}")
+
+
+def _check_positive_int(field, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        _fail(field, "a positive integer", value)
+    return int(value)
+
+
+def _check_input_shape(input_shape):
+    shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None
+    if shape is None or len(shape) != 3 or shape[2] != 3 or min(shape[:2]) < 8:
+        _fail("input_shape", "(height, width, 3) with height and width >= 8", input_shape)
+    return tuple(int(s) for s in shape)
+
+
+class BatchStatNormalization(layers.Layer):
+    """BatchNorm that always uses the batch's own mean and variance (no moving averages)."""
+
+    def __init__(self, affine=True, epsilon=BN_EPSILON, **kwargs):
+        super().__init__(**kwargs)
+        self.affine, self.epsilon = bool(affine), float(epsilon)
+
+    def build(self, input_shape):
+        if self.affine:
+            channels = (int(input_shape[-1]),)
+            self.gamma = self.add_weight(shape=channels, initializer="ones", name="gamma")
+            self.beta = self.add_weight(shape=channels, initializer="zeros", name="beta")
+
+    def call(self, x):
+        mean, variance = tf.nn.moments(x, axes=[0, 1, 2], keepdims=True)
+        y = (x - mean) * tf.math.rsqrt(variance + self.epsilon)
+        return y * self.gamma + self.beta if self.affine else y
+
+
+def _conv(filters, kernel, name, strides=1):
+    return layers.Conv2D(
+        filters, kernel, strides=strides, padding="same", use_bias=False, name=name
+    )
+
+
+class ReLUConvBN(layers.Layer):
+    """ReLU -> k x k conv -> BN (NAS-Bench-201's `nor_conv_kxk`)."""
+
+    def __init__(self, filters, kernel, strides=1, affine=True, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = _conv(filters, kernel, f"{self.name}_conv", strides)
+        self.bn = BatchStatNormalization(affine, name=f"{self.name}_bn")
+
+    def call(self, x):
+        return self.bn(self.conv(tf.nn.relu(x)))
+
+
+class ResidualReduction(layers.Layer):
+    """NAS-Bench-201's reduction block: two ReLU-conv-BN (the first of stride 2)
+    plus a shortcut of 2x2 average pooling and a 1x1 conv."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.conv_a = ReLUConvBN(filters, 3, strides=2, name=f"{self.name}_a")
+        self.conv_b = ReLUConvBN(filters, 3, name=f"{self.name}_b")
+        self.shortcut = _conv(filters, 1, f"{self.name}_shortcut")
+
+    def call(self, x):
+        residual = self.shortcut(tf.nn.avg_pool2d(x, 2, 2, "VALID"))
+        return residual + self.conv_b(self.conv_a(x))
+
+
+def _pool(x, kind, size):
+    pool = tf.nn.avg_pool2d if kind == "avg" else tf.nn.max_pool2d
+    # TensorFlow's SAME average pooling counts only the valid pixels (as
+    # NAS-Bench-201's count_include_pad=False).
+    return pool(x, size, 1, "SAME")
+
+
+class Supernet(keras.Model):
+    """Shared machinery: building every branch, then `tf.switch_case` per choice."""
+
+    def __init__(self, space, input_shape, num_classes, **kwargs):
+        super().__init__(**kwargs)
+        self.space = space
+        self.image_shape = _check_input_shape(input_shape)
+        self.num_classes = _check_positive_int("num_classes", num_classes)
+        self.num_decisions = len(space.decisions())
+        self._building = False
+
+    def _build_every_branch(self):
+        """Runs every branch once, eagerly, so no layer is created inside a trace."""
+        self._building = True
+        try:
+            dummy = np.zeros((2, *self.image_shape), np.float32)
+            self(dummy, np.zeros(self.num_decisions, np.int32))
+        finally:
+            self._building = False
+
+    def _choose(self, index, branches):
+        if self._building:
+            outputs = [branch() for branch in branches]
+            return outputs[0]
+        return tf.switch_case(index, branches)
+
+    def check_actions(self, actions):
+        """A valid action list of the space as an int32 tensor."""
+        return tf.constant(self.space.check_actions(list(np.asarray(actions).tolist())), tf.int32)
+
+    def get_config(self):
+        return {"space": self.space.get_config(), "input_shape": self.image_shape}
+
+
+class NASBench201Supernet(Supernet):
+    """The NAS-Bench-201 network with every edge holding all candidate operations.
+
+    Args:
+        channels: C, the stem and first stage's channels (NAS-Bench-201: 16).
+        cells_per_stage: N, cells per stage (NAS-Bench-201: 5).
+        num_classes: classifier outputs.
+        input_shape: `(height, width, 3)`.
+        space: a `NASBench201Space` (its ops must be NAS-Bench-201's names).
+
+    `call(images, actions)`: `actions` is the space's int list of 6 op indices.
+    """
+
+    def __init__(
+        self,
+        channels=16,
+        cells_per_stage=5,
+        num_classes=10,
+        input_shape=(32, 32, 3),
+        space=None,
+        **kwargs,
+    ):
+        space = NASBench201Space() if space is None else space
+        if not isinstance(space, NASBench201Space) or set(space.ops) - set(NB201_OPS):
+            _fail("space", f"a NASBench201Space with ops from {', '.join(NB201_OPS)}", space)
+        super().__init__(space, input_shape, num_classes, **kwargs)
+        self.channels = _check_positive_int("channels", channels)
+        self.cells_per_stage = _check_positive_int("cells_per_stage", cells_per_stage)
+        self.stem_conv = _conv(self.channels, 3, "stem_conv")
+        self.stem_bn = BatchStatNormalization(name="stem_bn")
+        self.cells, self.reductions = [], []
+        for stage in range(3):
+            filters = self.channels * 2**stage
+            if stage:
+                self.reductions.append(ResidualReduction(filters, name=f"reduction{stage}"))
+            for c in range(self.cells_per_stage):
+                self.cells.append(self._make_cell(filters, f"stage{stage}_cell{c}"))
+        self.head_bn = BatchStatNormalization(name="head_bn")
+        self.classifier = layers.Dense(self.num_classes, name="classifier")
+        self._build_every_branch()
+
+    def _make_cell(self, filters, prefix):
+        edges = []
+        for e in range(len(NB201_EDGES)):
+            ops = {}
+            for op in self.space.ops:
+                if op not in NB201_PARAMETER_FREE:
+                    kernel = 1 if op == "nor_conv_1x1" else 3
+                    ops[op] = ReLUConvBN(
+                        filters, kernel, affine=False, name=f"{prefix}_edge{e}_{op}"
+                    )
+            edges.append(ops)
+        return edges
+
+    def _edge(self, x, op, layer):
+        if op == "none":
+            return tf.zeros_like(x)
+        if op == "skip_connect":
+            return x
+        if op == "avg_pool_3x3":
+            return _pool(x, "avg", 3)
+        return layer(x)
+
+    def _cell(self, x, edges, actions):
+        nodes = [x]
+        for e, (to_node, from_node) in enumerate(NB201_EDGES):
+            source = nodes[from_node]
+            branches = [
+                (lambda op=op, s=source, ops=edges[e]: self._edge(s, op, ops.get(op)))
+                for op in self.space.ops
+            ]
+            value = self._choose(actions[e], branches)
+            if to_node == len(nodes):
+                nodes.append(value)
+            else:
+                nodes[to_node] = nodes[to_node] + value
+        return nodes[-1]
+
+    def call(self, images, actions):
+        actions = tf.cast(actions, tf.int32)
+        x = self.stem_bn(self.stem_conv(images))
+        cells = iter(self.cells)
+        for stage in range(3):
+            if stage:
+                x = self.reductions[stage - 1](x)
+            for _ in range(self.cells_per_stage):
+                x = self._cell(x, next(cells), actions)
+        x = tf.reduce_mean(tf.nn.relu(self.head_bn(x)), axis=[1, 2])
+        return self.classifier(x)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kind": "nasbench201",
+            "channels": self.channels,
+            "cells_per_stage": self.cells_per_stage,
+            "num_classes": self.num_classes,
+        }
+
+
+def build_nasbench201_child(
+    arch, channels=16, cells_per_stage=5, num_classes=10, input_shape=(32, 32, 3)
+):
+    """One NAS-Bench-201 architecture as a functional Keras model (batch-statistics BN).
+
+    Layer names match `NASBench201Supernet`'s, so `copy_supernet_weights`
+    gives it the supernet's weights for this architecture.
+
+    Args:
+        arch: the arch string (or the space's action list).
+    """
+    space = NASBench201Space()
+    actions = space.encode(arch) if isinstance(arch, str) else space.check_actions(arch)
+    inputs = keras.Input(_check_input_shape(input_shape))
+    x = BatchStatNormalization(name="stem_bn")(_conv(channels, 3, "stem_conv")(inputs))
+    for stage in range(3):
+        filters = channels * 2**stage
+        if stage:
+            x = ResidualReduction(filters, name=f"reduction{stage}")(x)
+        for c in range(cells_per_stage):
+            x = _child_cell(x, [space.ops[a] for a in actions], filters, f"stage{stage}_cell{c}")
+    x = layers.ReLU()(BatchStatNormalization(name="head_bn")(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(num_classes, name="classifier")(x)
+    return keras.Model(inputs, outputs, name="nasbench201_child")
+
+
+def _child_cell(x, ops, filters, prefix):
+    nodes, edge = [x], 0
+    for node in range(1, 4):
+        values = []
+        for source in range(node):
+            values.append(_child_edge(nodes[source], ops[edge], filters, f"{prefix}_edge{edge}"))
+            edge += 1
+        nodes.append(values[0] if len(values) == 1 else layers.Add()(values))
+    return nodes[-1]
+
+
+def _child_edge(x, op, filters, prefix):
+    if op == "none":
+        return layers.Lambda(tf.zeros_like)(x)
+    if op == "skip_connect":
+        return layers.Identity()(x)
+    if op == "avg_pool_3x3":
+        return layers.AveragePooling2D(3, 1, padding="same")(x)
+    kernel = 1 if op == "nor_conv_1x1" else 3
+    return ReLUConvBN(filters, kernel, affine=False, name=f"{prefix}_{op}")(x)
+
+
+def _named_layers(model):
+    return {layer.name: layer for layer in model._flatten_layers(include_self=False)}
+
+
+def copy_supernet_weights(supernet, child):
+    """Copies the supernet's weights into every `child` layer of the same name; returns the count."""
+    source = _named_layers(supernet)
+    copied = 0
+    for name, layer in _named_layers(child).items():
+        leaf = not list(layer._flatten_layers(include_self=False))
+        if name in source and layer.weights and leaf:
+            layer.set_weights(source[name].get_weights())
+            copied += 1
+    return copied
+
+
+class SeparableConvOp(layers.Layer):
+    """(ReLU -> depthwise k x k -> pointwise 1x1 -> BN) twice (ENAS / NASNet `sep_conv_kxk`)."""
+
+    def __init__(self, filters, kernel, **kwargs):
+        super().__init__(**kwargs)
+        self.parts = []
+        for i in range(2):
+            self.parts.append(
+                (
+                    layers.DepthwiseConv2D(
+                        kernel, padding="same", use_bias=False, name=f"{self.name}_dw{i}"
+                    ),
+                    _conv(filters, 1, f"{self.name}_pw{i}"),
+                    BatchStatNormalization(name=f"{self.name}_bn{i}"),
+                )
+            )
+
+    def call(self, x):
+        for depthwise, pointwise, bn in self.parts:
+            x = bn(pointwise(depthwise(tf.nn.relu(x))))
+        return x
+
+
+class FactorizedReduce(layers.Layer):
+    """ReLU and two shifted strided 1x1 convs, concatenated, then BN (halves H and W)."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.path1 = _conv(filters // 2, 1, f"{self.name}_path1", strides=2)
+        self.path2 = _conv(filters - filters // 2, 1, f"{self.name}_path2", strides=2)
+        self.bn = BatchStatNormalization(name=f"{self.name}_bn")
+
+    def call(self, x):
+        x = tf.nn.relu(x)
+        shifted = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
+        return self.bn(tf.concat([self.path1(x), self.path2(shifted)], axis=-1))
+
+
+class NASNetMicroSupernet(Supernet):
+    """The ENAS micro search space as one supernet (Pham et al., 2018).
+
+    Stem (3x3 conv of 3F channels, BN); then N normal cells, a reduction
+    cell, N normal cells, a reduction cell, N normal cells; ReLU, global
+    pool, classifier. Filters double at each reduction. Each cell calibrates
+    its two inputs (the previous two cell outputs) to F channels (1x1 conv, or
+    a factorized reduction when the older one is larger); a reduction cell
+    then halves both with factorized reductions, as ENAS does, so every block
+    operation runs at stride 1. Block k picks two of the 2 + k states
+    (`tf.switch_case`), applies one operation to each and adds them. The
+    cell output concatenates the states no block used (the others as zeros,
+    which keeps the width static; the next 1x1 calibration sees zero rows).
+
+    Args:
+        space: a `NASNetCellSpace` whose ops are from `SUPPORTED_NASNET_OPS`
+            and whose combines are `("add",)` (default: B = 5 and `ENAS_OPS`).
+        filters: F of the first stage (ENAS: 20).
+        cells_per_stage: N (ENAS micro search: 2).
+        num_classes, input_shape: of the classifier and the images.
+    """
+
+    def __init__(
+        self,
+        space=None,
+        filters=20,
+        cells_per_stage=2,
+        num_classes=10,
+        input_shape=(32, 32, 3),
+        **kwargs,
+    ):
+        space = (
+            NASNetCellSpace(num_blocks=5, ops=ENAS_OPS, combines=("add",))
+            if space is None
+            else space
+        )
+        if not isinstance(space, NASNetCellSpace) or tuple(space.combines) != ("add",):
+            _fail("space", "a NASNetCellSpace with combines=('add',)", space)
+        unknown = [op for op in space.ops if op not in SUPPORTED_NASNET_OPS]
+        if unknown:
+            _fail("space.ops", f"names from {', '.join(SUPPORTED_NASNET_OPS)}", unknown)
+        super().__init__(space, input_shape, num_classes, **kwargs)
+        self.filters = _check_positive_int("filters", filters)
+        self.cells_per_stage = _check_positive_int("cells_per_stage", cells_per_stage)
+        self.num_blocks = space.num_blocks
+        self.stem_conv = _conv(3 * self.filters, 3, "stem_conv")
+        self.stem_bn = BatchStatNormalization(name="stem_bn")
+        self.cell_kinds = []
+        for stage in range(3):
+            if stage:
+                self.cell_kinds.append("reduction")
+            self.cell_kinds += ["normal"] * self.cells_per_stage
+        self.cells = self._make_cells()
+        self.classifier = layers.Dense(self.num_classes, name="classifier")
+        self._build_every_branch()
+
+    def _make_cells(self):
+        cells = []
+        filters, size = self.filters, self.image_shape[0]
+        channels = [(3 * self.filters, size), (3 * self.filters, size)]  # (width, height) of inputs
+        for index, kind in enumerate(self.cell_kinds):
+            if kind == "reduction":
+                filters *= 2
+            prefix = f"cell{index}_{kind}"
+            older_size, newer_size = channels[-2][1], channels[-1][1]
+            cell = {"kind": kind, "filters": filters}
+            calibrated = filters // 2 if kind == "reduction" else filters
+            cell["newer"] = ReLUConvBN(calibrated, 1, name=f"{prefix}_newer")
+            if older_size > newer_size:
+                cell["older"] = FactorizedReduce(calibrated, name=f"{prefix}_older")
+            else:
+                cell["older"] = ReLUConvBN(calibrated, 1, name=f"{prefix}_older")
+            if kind == "reduction":
+                cell["reduce"] = [
+                    FactorizedReduce(filters, name=f"{prefix}_reduce{i}") for i in (0, 1)
+                ]
+                size //= 2
+            cell["ops"] = [
+                [self._make_ops(filters, f"{prefix}_block{k}_{side}") for side in ("left", "right")]
+                for k in range(self.num_blocks)
+            ]
+            cells.append(cell)
+            channels.append(((2 + self.num_blocks) * filters, size))
+        return cells
+
+    def _make_ops(self, filters, prefix):
+        ops = {}
+        for op in self.space.ops:
+            if op.startswith("sep_conv_"):
+                ops[op] = SeparableConvOp(filters, int(op[-1]), name=f"{prefix}_{op}")
+            elif op == "conv_1x1":
+                ops[op] = ReLUConvBN(filters, 1, name=f"{prefix}_{op}")
+        return ops
+
+    def _apply_op(self, x, op, layer):
+        if op == "identity":
+            return x
+        if op.endswith("pool_3x3") or op.endswith("pool_5x5") or op.endswith("pool_7x7"):
+            return _pool(x, op[:3], int(op[-1]))
+        return layer(x)
+
+    def _cell(self, cell, older, newer, actions):
+        states = [cell["newer"](newer), cell["older"](older)]
+        if cell["kind"] == "reduction":
+            states = [reduce(s) for reduce, s in zip(cell["reduce"], states)]
+        used = []
+        for k, sides in enumerate(cell["ops"]):
+            base = 5 * k
+            total = 0
+            for side, ops in enumerate(sides):
+                index = actions[base + side]
+                used.append(index)
+                x = self._choose(index, [lambda s=s: s for s in states])
+                branches = [
+                    (lambda op=op, x=x, ops=ops: self._apply_op(x, op, ops.get(op)))
+                    for op in self.space.ops
+                ]
+                total = total + self._choose(actions[base + 2 + side], branches)
+            states.append(total)
+        used = tf.reduce_max(tf.one_hot(tf.stack(used), len(states)), axis=0)
+        unused = 1.0 - used
+        return tf.concat([s * unused[i] for i, s in enumerate(states)], axis=-1)
+
+    def call(self, images, actions):
+        actions = tf.cast(actions, tf.int32)
+        per_cell = 5 * self.num_blocks
+        x = self.stem_bn(self.stem_conv(images))
+        older, newer = x, x
+        for cell in self.cells:
+            offset = per_cell if cell["kind"] == "reduction" else 0
+            out = self._cell(cell, older, newer, actions[offset : offset + per_cell])
+            older, newer = newer, out
+        x = tf.reduce_mean(tf.nn.relu(newer), axis=[1, 2])
+        return self.classifier(x)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kind": "nasnet",
+            "filters": self.filters,
+            "cells_per_stage": self.cells_per_stage,
+            "num_classes": self.num_classes,
+        }
+
+
+def build_supernet(space, input_shape=(32, 32, 3), num_classes=10, **kwargs):
+    """The supernet of a space: `NASBench201Supernet` or `NASNetMicroSupernet`.
+
+    Args:
+        space: a `NASBench201Space` or a `NASNetCellSpace` (add only).
+        kwargs: `channels` (NAS-Bench-201) or `filters` (NASNet), and
+            `cells_per_stage`.
+    """
+    if isinstance(space, NASBench201Space):
+        return NASBench201Supernet(
+            space=space, input_shape=input_shape, num_classes=num_classes, **kwargs
+        )
+    if isinstance(space, NASNetCellSpace):
+        return NASNetMicroSupernet(
+            space=space, input_shape=input_shape, num_classes=num_classes, **kwargs
+        )
+    _fail("space", "a NASBench201Space or a NASNetCellSpace", space)
