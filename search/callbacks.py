@@ -68,6 +68,9 @@ class SearchCallback:
     def on_controller_update(self, logs=None):
         pass
 
+    def on_epoch_end(self, epoch, logs=None):
+        """Weight-sharing searches: after each epoch (supernet and controller phases)."""
+
 
 class CallbackList:
     """Calls every callback of a list in order."""
@@ -78,6 +81,7 @@ class CallbackList:
         "on_trial_begin",
         "on_trial_end",
         "on_controller_update",
+        "on_epoch_end",
     )
 
     def __init__(self, callbacks, search):

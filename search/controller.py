@@ -56,6 +56,9 @@ class Controller(keras.Model):
         units: LSTM units (NASNet: 100); embeddings have the same size.
         temperature: divide logits by this (`None`: 1).
         tanh_constant: if set, logits become `tanh_constant * tanh(logits)`.
+        op_tanh_reduce: if set (ENAS micro: 2.5), decisions of type `"op"`
+            use `tanh_constant / op_tanh_reduce` instead, a flatter policy
+            over operations than over inputs.
         init_range: weights start uniform in `[-init_range, init_range]`.
         seed: seed of the weight initialisation.
 
@@ -74,6 +77,7 @@ class Controller(keras.Model):
         temperature=None,
         tanh_constant=None,
         init_range=0.1,
+        op_tanh_reduce=None,
         seed=None,
         **kwargs,
     ):
@@ -99,6 +103,9 @@ class Controller(keras.Model):
         self.units = units
         self.temperature = None if temperature is None else float(temperature)
         self.tanh_constant = None if tanh_constant is None else float(tanh_constant)
+        if op_tanh_reduce is not None and not (float(op_tanh_reduce) > 0):
+            _fail("op_tanh_reduce", "None or a positive number", op_tanh_reduce)
+        self.op_tanh_reduce = None if op_tanh_reduce is None else float(op_tanh_reduce)
         self.init_range = float(init_range)
         self.seed = seed
         self.head_widths = {}
@@ -189,11 +196,16 @@ class Controller(keras.Model):
             view["v"] = get(self.attention_v)
         return view
 
-    def _process_logits_np(self, logits, mask):
+    def _tanh_for(self, kind):
+        if self.tanh_constant is not None and self.op_tanh_reduce is not None and kind == "op":
+            return self.tanh_constant / self.op_tanh_reduce
+        return self.tanh_constant
+
+    def _process_logits_np(self, logits, mask, kind=None):
         if self.temperature is not None:
             logits = logits / self.temperature
         if self.tanh_constant is not None:
-            logits = self.tanh_constant * np.tanh(logits)
+            logits = self._tanh_for(kind) * np.tanh(logits)
         return logits + mask
 
     def sample(self, num, rng, weights=None, exclude=None):
@@ -245,7 +257,7 @@ class Controller(keras.Model):
                 score = np.tanh(anchors[key] @ w["prev"] + h @ w["curr"]) @ w["v"]
                 logits = np.stack([np.zeros(num, np.float32), score], axis=1)
             # Probabilities in float64: log-probabilities of long sequences add up.
-            logits = self._process_logits_np(logits.astype(np.float64), mask)
+            logits = self._process_logits_np(logits.astype(np.float64), mask, kind)
             logits = logits - logits.max(axis=1, keepdims=True)
             probs = np.exp(logits)
             probs /= probs.sum(axis=1, keepdims=True)
@@ -278,11 +290,11 @@ class Controller(keras.Model):
         }
 
     # ---- differentiable scoring -----------------------------------------
-    def _process_logits_tf(self, logits, mask):
+    def _process_logits_tf(self, logits, mask, kind=None):
         if self.temperature is not None:
             logits = logits / self.temperature
         if self.tanh_constant is not None:
-            logits = self.tanh_constant * tf.tanh(logits)
+            logits = self._tanh_for(kind) * tf.tanh(logits)
         return logits + mask
 
     def call(self, actions):
@@ -314,7 +326,7 @@ class Controller(keras.Model):
                 hidden = tf.tanh(anchors[key] @ self.attention_prev + h @ self.attention_curr)
                 score = tf.reduce_sum(hidden * self.attention_v, axis=1)
                 logits = tf.stack([tf.zeros_like(score), score], axis=1)
-            log_p = tf.nn.log_softmax(self._process_logits_tf(logits, tf.constant(mask)))
+            log_p = tf.nn.log_softmax(self._process_logits_tf(logits, tf.constant(mask), kind))
             chosen = actions[:, index]
             log_prob += tf.gather(log_p, chosen, axis=1, batch_dims=1)
             entropy -= tf.reduce_sum(tf.exp(log_p) * log_p, axis=1)
@@ -334,6 +346,7 @@ class Controller(keras.Model):
             "units": self.units,
             "temperature": self.temperature,
             "tanh_constant": self.tanh_constant,
+            "op_tanh_reduce": self.op_tanh_reduce,
             "init_range": self.init_range,
             "seed": self.seed,
             "space": self.space_config,
