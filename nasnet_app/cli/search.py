@@ -156,6 +156,7 @@ def add_parser(subparsers):
         type=POSITIVE,
         help="local: replace a worker process after this many children",
     )
+    _add_weight_sharing_arguments(parser)
     parser.set_defaults(run=run, tensorflow=True, resume_command=resume_command)
 
 
@@ -204,7 +205,8 @@ def _settings(args):
             f"{args.out} already holds a search run. Add --resume to continue it, or choose "
             "another --out."
         )
-    settings = {**DEFAULTS, **given}
+    defaults = {**DEFAULTS, **WEIGHT_SHARING_DEFAULTS} if given.get("weight_sharing") else DEFAULTS
+    settings = {**defaults, **given}
     settings.setdefault("seed", random.SystemRandom().randrange(2**31 - 1))
     # The controller settings come from the first budget; --resume --trials N keeps them.
     settings["budget_trials"] = settings.get("trials")
@@ -212,6 +214,8 @@ def _settings(args):
 
 
 def _check(settings):
+    if settings.get("weight_sharing"):
+        return _check_weight_sharing(settings)
     for name in ("space", "trials"):
         if settings.get(name) is None:
             raise _common.UsageError(f"--{name} is required for a new run.")
@@ -357,6 +361,8 @@ def run(args):
 
     settings = _settings(args)
     _check(settings)
+    if settings.get("weight_sharing"):
+        return _run_weight_sharing(settings, args)
     space = _space(settings)
     evaluator = _evaluator(settings, space)
     search = CellSearch(
@@ -399,4 +405,114 @@ def _report(history, out):
             f"{first.trial_id}): {first.error}"
         )
     print(f"best architecture (trial {history.best_trial.trial_id}): {out}/best_cell.json")
+    return 0
+
+
+# --------------------------------------------------------------------------- weight sharing
+# `--weight-sharing`: ENAS (or, with --algorithm random, random search with
+# weight sharing) over a supernet; see nasnet_app.search.weight_sharing.
+
+# The defaults of `--space nasbench201 --weight-sharing`: a budget that fits
+# 90 minutes on a 2-core CPU (see the README's weight-sharing benchmark).
+WEIGHT_SHARING_DEFAULTS = {
+    "epochs": 30,
+    "child_filters": 8,
+    "child_blocks": 2,
+    "child_batch_size": 64,
+    "learning_rate": 0.05,
+    "val_fraction": 0.5,
+    "derive_samples": 10,
+}
+WEIGHT_SHARING_ALGORITHMS = {"reinforce": "enas", "random": "random"}
+
+
+def _add_weight_sharing_arguments(parser):
+    group = parser.add_argument_group(
+        "weight sharing (--weight-sharing: ENAS; children are paths through one supernet)"
+    )
+    group.add_argument(
+        "--weight-sharing",
+        action="store_true",
+        default=None,
+        help="ENAS: alternate supernet epochs (--epochs) and controller updates; "
+        "--algorithm random: uniform sampling with the same supernet; --child-filters, "
+        "--child-blocks, --child-batch-size size the supernet (defaults: 8, 2, 64; 30 epochs)",
+    )
+    group.add_argument(
+        "--warmup-epochs", type=COUNT, help="uniform sampling before controller updates"
+    )
+    group.add_argument(
+        "--derive-samples", type=POSITIVE, help="architectures scored at the end (default 10)"
+    )
+
+
+def _check_weight_sharing(settings):
+    if settings.get("space") not in ("nasnet", "nasbench201"):
+        raise _common.UsageError(
+            "--weight-sharing needs --space nasnet or nasbench201. "
+            f"Received: --space {settings.get('space')}"
+        )
+    if settings.get("data") is None:
+        raise _common.UsageError("--weight-sharing trains a supernet: give --data DIR.")
+    if settings["algorithm"] not in WEIGHT_SHARING_ALGORITHMS:
+        raise _common.UsageError(
+            "--weight-sharing runs --algorithm reinforce (ENAS) or random. "
+            f"Received: --algorithm {settings['algorithm']}"
+        )
+
+
+def _run_weight_sharing(settings, args):
+    from nasnet_app.search.spaces import NASBench201Space
+    from nasnet_app.search.weight_sharing import (
+        WeightSharingSearch,
+        enas_nasnet_space,
+        load_image_arrays,
+    )
+
+    _common.check_data_source(settings["data"])
+    size = settings["image_size"]
+    train, val, class_names = load_image_arrays(
+        settings["data"], settings["val_fraction"], settings["seed"], (size, size)
+    )
+    if settings["space"] == "nasbench201":
+        space, width = NASBench201Space(), {"channels": settings["child_filters"]}
+    else:
+        space, width = enas_nasnet_space(settings["blocks"]), {"filters": settings["child_filters"]}
+    epochs = settings["epochs"]
+    search = WeightSharingSearch(
+        space,
+        algorithm=WEIGHT_SHARING_ALGORITHMS[settings["algorithm"]],
+        supernet_kwargs={**width, "cells_per_stage": settings["child_blocks"]},
+        input_shape=(size, size, 3),
+        num_classes=len(class_names),
+        batch_size=settings["child_batch_size"],
+        learning_rate=settings["learning_rate"],
+        warmup_epochs=settings.get("warmup_epochs", max(1, epochs // 4)),
+        steps_per_epoch=settings.get("steps_per_epoch"),
+        derive_samples=settings.get("derive_samples", 10),
+        seed=settings["seed"],
+    )
+    from nasnet_app.search import callbacks
+
+    class SaveSettings(callbacks.SearchCallback):
+        def on_search_begin(self, logs=None):
+            from nasnet_app.io_utils import atomic_write_json
+
+            atomic_write_json(os.path.join(args.out, SETTINGS_FILE), settings)
+
+    history = search.search(
+        train,
+        val,
+        epochs=epochs,
+        directory=args.out,
+        resume=args.resume,
+        callbacks=[SaveSettings()],
+        verbose=settings["verbose"],
+    )
+    best = history.best_trial
+    print(
+        f"derived architecture (best of {len(history.trials)} on {len(val[1])} validation "
+        f"images): {best.arch_key} - supernet validation accuracy {best.reward:.4f}"
+    )
+    print(f"summary: {os.path.join(args.out, 'summary.json')}")
     return 0
