@@ -257,3 +257,35 @@ def test_ctrl_c_prints_the_resume_command(tmp_path, capsys, monkeypatch):
     assert table_search(out, "--table", str(table), "--trials", "2") == 130
     err = capsys.readouterr().err
     assert f"continue with: nasnet-app search --out {out} --resume" in err
+
+
+@needs_table
+@pytest.mark.slow
+def test_sigint_prints_the_resume_command_and_resume_continues(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    argv = ["--space", "nasbench201", "--table", TABLE, "--trials", "15000", "--out", str(out)]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nasnet_app.cli", "search", *argv, "--verbose", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while not (out / "trials.jsonl").exists() or (out / "trials.jsonl").stat().st_size == 0:
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert f"continue with: nasnet-app search --out {out} --resume" in err
+    assert "Traceback" not in err
+    done = len(read_jsonl(out / "trials.jsonl"))
+    resumed = main(["search", "--out", str(out), "--resume", "--trials", str(done + 3)])
+    assert resumed == 0
+    records = read_jsonl(out / "trials.jsonl")
+    assert [r["trial_id"] for r in records] == list(range(done + 3))
