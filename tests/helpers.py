@@ -156,11 +156,51 @@ def check_parameter_count(preset):
     assert model.count_params() - head_size == preset.parameters.no_top
 
 
+# A detector with the preset's depth at a tenth of its width, on 256 px images.
+TINY_DETECTOR = {"num_conv_filters": 8, "image_size": 256, "first_stage_max_proposals": 20}
+
+
+def check_detection_record(preset):
+    """Frozen, JSON-ready, and pointing at its archive."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        preset.name = "renamed"
+    data = json.loads(json.dumps(preset.to_dict()))
+    assert (data["name"], data["task"]) == (preset.name, presets.DETECTION)
+    assert preset.url.endswith("/" + preset.file_name)
+
+
+def check_tiny_detector(preset):
+    from nasnet_app.zoo.detection import load_detector
+
+    detector = load_detector(preset, weights=None, config=TINY_DETECTOR)
+    (found,) = detector.predict([np.full((64, 80, 3), 128, "uint8")])
+    assert found.boxes.shape[1:] == (4,)
+    assert found.boxes.size == 0 or (found.boxes.min() >= 0.0 and found.boxes.max() <= 1.0)
+
+
+def check_detector_parameter_count(preset):
+    """The real detector (at 256 px: parameters do not depend on it) against the record."""
+    from nasnet_app.zoo.detection import load_detector
+
+    detector = load_detector(preset, weights=None, config={"image_size": 256})
+    assert detector.count_params() == preset.parameters
+
+
+def parameter_count(preset):
+    """The parameter count a record states (with the top layer), or None."""
+    count = getattr(preset, "parameters", None)
+    return getattr(count, "include_top", count)
+
+
 def run_preset_test(preset_name, full_build=True):
     """Every check a registered preset must pass (`full_build`: the real parameter count)."""
     preset = presets.get_preset(preset_name)
-    if preset.task != presets.CLASSIFICATION:
-        pytest.fail(f"run_preset_test has no checks for {preset.task} presets ({preset_name})")
+    if preset.task == presets.DETECTION:
+        check_detection_record(preset)
+        check_tiny_detector(preset)
+        if full_build and preset.parameters is not None:
+            check_detector_parameter_count(preset)
+        return
     check_record(preset)
     check_converter(preset)
     check_tiny_build(preset)

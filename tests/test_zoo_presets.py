@@ -14,7 +14,7 @@ import nasnet_app
 from nasnet_app.preprocessing import NASNetImageConverter
 from nasnet_app.presets import ARCHITECTURES, KERAS_BASE_URL, Preprocessing
 from nasnet_app.zoo import presets
-from tests.helpers import run_preset_test
+from tests.helpers import parameter_count, run_preset_test
 
 KERAS_MD5 = {
     "NASNet-mobile.h5": "020fb642bf7360b370c678b08e0adf61",
@@ -22,14 +22,14 @@ KERAS_MD5 = {
     "NASNet-large.h5": "11577c9a518f0070763c2b964a382f17",
     "NASNet-large-no-top.h5": "d81d89dc07e6e56530c4e77faddd61b5",
 }
-HEAVY_PARAMETERS = 20_000_000  # NASNet-A Large (89 M): its real build runs in the slow run only
+# NASNet-A Large (89 M) and its detector (105 M): their real builds run in the slow run only.
+HEAVY_PARAMETERS = 20_000_000
 
 
 def _every_preset():
     for name in presets.list_presets():
-        preset = presets.get_preset(name)
-        parameters = getattr(preset, "parameters", None)
-        if parameters is not None and parameters.include_top > HEAVY_PARAMETERS:
+        parameters = parameter_count(presets.get_preset(name))
+        if parameters is not None and parameters > HEAVY_PARAMETERS:
             yield pytest.param(name, False, id=f"{name}-tiny")
             yield pytest.param(name, True, id=f"{name}-full", marks=pytest.mark.slow)
         else:
