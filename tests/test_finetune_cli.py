@@ -135,3 +135,32 @@ def test_one_model_source_is_required(folder, tmp_path):
     with pytest.raises(SystemExit):
         main(["evaluate", "--data", folder, "--out", str(tmp_path / "r"), "--model", "a",
               "--preset", "b"])  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sigint_prints_the_resume_command(folder, tmp_path):
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    start = _tiny_keras_file(str(tmp_path / "start.keras"))
+    run = tmp_path / "run"
+    argv = ["finetune", "--data", folder, "--model", start, "--out", str(run), "--epochs", "10000"]
+    argv += ["--batch-size", "4", "--quiet"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nasnet_app.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while not (run / "state.json").exists():
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert f"continue with: {shlex.join(['nasnet-app', *argv, '--resume'])}" in err
+    assert "Traceback" not in err
