@@ -44,6 +44,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def command_parser(subparsers, name, **kwargs):
+    """A subcommand's parser; `--debug` is accepted after the command name too."""
+    parser = subparsers.add_parser(name, **kwargs)
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    return parser
+
+
 def one_line(message):
     return " ".join(str(message).split())
 
@@ -105,6 +114,14 @@ def open_fraction(text):
     value = _number(float, text)
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1]. Received: {text}")
+    return value
+
+
+def open_unit(text):
+    """A number in (0, 1)."""
+    value = _number(float, text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1). Received: {text}")
     return value
 
 
@@ -213,21 +230,7 @@ def start_tensorflow():
         import keras  # noqa: F401
 
 
-def command_parser(subparsers, name, **kwargs):
-    """A subcommand's parser; `--debug` is accepted after the command name too."""
-    parser = subparsers.add_parser(name, **kwargs)
-    parser.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
-    return parser
-
-
-def open_unit(text):
-    """A number in (0, 1)."""
-    value = _number(float, text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1). Received: {text}")
-    return value
+# --------------------------------------------------------------------------- data, presets
 
 
 def check_data_source(source, option="--data", **load_options):
