@@ -95,12 +95,23 @@ def _as_probabilities(outputs, model):
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def predict_split(model, data, split, batch_size=32, value_range=(-1.0, 1.0), crop_fraction=1.0):
-    """Class probabilities and labels for a whole split, in evaluation order."""
+def predict_split(
+    model, data, split, batch_size=32, value_range=(-1.0, 1.0), crop_fraction=1.0, converter=None
+):
+    """Class probabilities and labels for a whole split, in evaluation order.
+
+    Images are prepared by `converter`, by default the model's own
+    (`model.preprocessor`, what `classify` uses); `value_range` and
+    `crop_fraction` apply to models without one.
+    """
     import tensorflow as tf
 
+    converter = converter or _own_converter(model)
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    pipeline = data.dataset(split, batch_size, value_range=value_range, crop_fraction=crop_fraction)
+    pipeline = data.dataset(
+        split, batch_size, value_range=value_range, crop_fraction=crop_fraction,
+        converter=converter,
+    )  # fmt: skip
     outputs, labels = [], []
     try:
         for images, batch_labels in pipeline:
@@ -110,6 +121,13 @@ def predict_split(model, data, split, batch_size=32, value_range=(-1.0, 1.0), cr
         data.check_images([split])  # names the file that TensorFlow could not decode
         raise
     return _as_probabilities(np.concatenate(outputs), model), np.concatenate(labels)
+
+
+def _own_converter(model):
+    from nasnet_app.preprocessing import NASNetImageConverter
+
+    own = getattr(model, "preprocessor", None)
+    return own if isinstance(own, NASNetImageConverter) else None
 
 
 def _misclassified(data, split, probabilities, labels, class_names, limit):
@@ -156,6 +174,7 @@ def evaluate_model(
     class_names=None,
     value_range=(-1.0, 1.0),
     crop_fraction=1.0,
+    converter=None,
     latency=True,
     latency_repeats=10,
     max_misclassified=25,
@@ -174,6 +193,9 @@ def evaluate_model(
             matched to them by name. Default: the data's classes, same order.
         value_range: pixel scaling the model expects.
         crop_fraction: central crop before resizing (0.875 for ImageNet presets).
+        converter: the `NASNetImageConverter` that prepares the images; by
+            default the model's own (`value_range` and `crop_fraction` are
+            then unused), as `classify` does.
         latency: measure latency at batch 1 and 32 (ms/image).
         latency_repeats: timed calls per batch size.
         max_misclassified: images in the misclassified grid.
@@ -187,8 +209,9 @@ def evaluate_model(
     split = split or data.evaluation_split
     input_size = _model_input_size(model, data.info.image_size)
     data = data.with_image_size(input_size)
+    converter = converter or _own_converter(model)
     probabilities, labels = predict_split(
-        model, data, split, batch_size, value_range, crop_fraction
+        model, data, split, batch_size, value_range, crop_fraction, converter
     )
     label_map, names = _label_map(data.class_names, class_names, probabilities.shape[1])
     labels = label_map[labels]

@@ -14,13 +14,10 @@ import os
 
 from nasnet_app import download
 from nasnet_app.model import NASNet
-from nasnet_app.preprocessing import NASNetImageConverter
-from nasnet_app.presets import ARCHITECTURES, KERAS_WEIGHT_FILES
+from nasnet_app.presets import ARCHITECTURES, IMAGENET_PREPROCESSING, KERAS_WEIGHT_FILES
 from nasnet_app.weights import WeightsError, load_keras_h5
 
 WEIGHTS_EXPECTATION = "None, 'imagenet' or a path to a file"
-# TF-Slim's inception evaluation: the central 87.5 %, resized (stretched) to the input size.
-IMAGENET_CROP_FRACTION = 0.875
 
 
 def _weights_error(weights, detail=""):
@@ -74,10 +71,7 @@ def _build(config_name, weights, include_top, input_shape, pooling, classes,
         config["input_shape"] = input_shape
     size = architecture.default_size
     if config_name != "cifar" and "preprocessor" not in kwargs:
-        kwargs["preprocessor"] = NASNetImageConverter(
-            (size, size), IMAGENET_CROP_FRACTION, resize="stretch", antialias=False,
-            name="preprocessor",
-        )  # fmt: skip
+        kwargs["preprocessor"] = IMAGENET_PREPROCESSING.converter((size, size))
     config.update(kwargs)
     model = NASNet(
         include_top=include_top,

@@ -18,7 +18,7 @@ from keras import layers
 
 from nasnet_app.genotype import Cell as CellGenotype
 from nasnet_app.op_registry import get_op
-from nasnet_app.ops import FactorizedReduction, Operation, batch_norm, conv
+from nasnet_app.ops import FactorizedReduction, Operation, batch_norm, build_sequence, conv
 
 
 def cell_output_channels(cell, filters):
@@ -137,6 +137,39 @@ class NASCell(layers.Layer):
                     self.bn_epsilon,
                     name=f"output_state{index}",
                 )
+
+    def build(self, input_shape):
+        # Every sub-layer's shape follows from the genotype: build them directly
+        # rather than by tracing `call` (which made building NASNets slow).
+        shapes = list(input_shape) if isinstance(input_shape[0], (list, tuple)) else [input_shape]
+        x_shape = tuple(shapes[0])
+        h0 = build_sequence([self.base["conv"], self.base["bn"]], x_shape)
+        h1 = tuple(shapes[1]) if len(shapes) > 1 else x_shape
+        if self.adjust is not None:
+            self.adjust.build(h1)
+            h1 = tuple(self.adjust.compute_output_shape(h1))
+        states = [h0, h1]
+        for block, sides in zip(self.cell.blocks, self.blocks):
+            outputs = []
+            for side, index in zip(("left", "right"), block.inputs):
+                sides[side].build(states[index])
+                outputs.append(tuple(sides[side].compute_output_shape(states[index])))
+            if block.combine == "add":
+                states.append(outputs[0])
+            else:
+                states.append((*outputs[0][:3], outputs[0][3] + outputs[1][3]))
+        for index in self.cell.output_indices():
+            adjust = self.output_adjust.get(f"state{index}")
+            if adjust is not None:
+                adjust.build(states[index])
+        self._output_shape = (*states[-1][:3], cell_output_channels(self.cell, self.filters))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        if not self.built:
+            self.build(input_shape)
+        shapes = list(input_shape) if isinstance(input_shape[0], (list, tuple)) else [input_shape]
+        return (shapes[0][0], *self._output_shape[1:])
 
     def call(self, inputs, training=None, drop_path_progress=None):
         if drop_path_progress is None:

@@ -27,15 +27,12 @@ import os
 import numpy as np
 
 from nasnet_app.assets import asset_path
+from nasnet_app.data.images import ImageReadError, read_image
 from nasnet_app.image_classifier import Prediction, decode_predictions, softmax
 from nasnet_app.preprocessing import NASNetImageConverter, as_rgb_tensor
 from nasnet_app.presets import Preprocessing
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-
-
-class ImageReadError(ValueError):
-    """An image file that cannot be opened or decoded."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +44,8 @@ def imagenet_labels():
 
 
 def load_image(path):
-    """Reads an image file (JPEG, PNG, BMP, GIF, ...) as an RGB uint8 array (H, W, 3).
+    """Reads an image file (JPEG, PNG, BMP, GIF, WebP, TIFF, ...) as an RGB uint8 array
+    `(H, W, 3)`, decoded exactly as the data pipeline decodes it.
 
     Grayscale, palette, RGBA and 16-bit images are converted to 8-bit RGB; the
     EXIF orientation is applied; for animations the first frame is used.
@@ -56,27 +54,7 @@ def load_image(path):
         ImageReadError: the file is missing or is not a readable image; the
             message names the file.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return _to_rgb_array(image)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
-        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-        raise ImageReadError(f"Cannot read image {os.fspath(path)!r}: {reason}") from None
-
-
-def _to_rgb_array(image):
-    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        scale = 257.0 if image.mode.startswith("I;16") or values.max() > 255 else 1.0
-        gray = np.clip(values / scale, 0, 255).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=-1)
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return read_image(path)
 
 
 def as_rgb(array):

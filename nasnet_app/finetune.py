@@ -155,8 +155,12 @@ def _with_new_head(model, class_names, image_size):
 
 
 def _resized_converter(converter, image_size):
+    """The converter of a model fine-tuned on new data: the whole image (no evaluation crop
+    of the pretrained preset) at the training size, the same value range."""
     config = keras.layers.serialize(converter)
-    config["config"]["image_size"] = list(image_size)
+    config["config"].update(
+        image_size=list(image_size), crop_fraction=1.0, resize="crop", antialias=True
+    )
     return config
 
 
@@ -418,9 +422,11 @@ def _train_phase(model, data, phase, settings, run_dir, history, state, callback
         _load_arrays(
             os.path.join(run_dir, state["optimizer_file"]), model.optimizer.variables, "optimizer"
         )
+    converter = _converter_of(model)
     train = data.dataset(
         "train",
         settings.batch_size,
+        converter=converter,
         training=True,
         augment=data_lib.Augment(**settings.augment),
         seed=settings.seed,
@@ -430,7 +436,9 @@ def _train_phase(model, data, phase, settings, run_dir, history, state, callback
     )
     validation = None
     if settings.validation_split:
-        validation = data.dataset(settings.validation_split, settings.batch_size, one_hot=True)
+        validation = data.dataset(
+            settings.validation_split, settings.batch_size, one_hot=True, converter=converter
+        )
     phase_callbacks = list(callbacks)
     if settings.mode == "scratch" and settings.drop_path_keep_prob < 1.0:
         phase_callbacks.append(DropPathSchedule(total_steps=settings.epochs * steps))
@@ -447,6 +455,14 @@ def _train_phase(model, data, phase, settings, run_dir, history, state, callback
         shuffle=False,  # the pipeline shuffles, by (seed, epoch)
         verbose=verbose,
     )
+
+
+def _converter_of(model):
+    """The model's own image converter (training sees what `classify` will feed it)."""
+    from nasnet_app.preprocessing import NASNetImageConverter
+
+    own = getattr(model, "preprocessor", None)
+    return own if isinstance(own, NASNetImageConverter) else None
 
 
 def _fit_naming_bad_files(

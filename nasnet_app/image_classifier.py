@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras import layers
 
 from nasnet_app.backbone import NASNetBackbone, _weight_map, fail
-from nasnet_app.ops import batch_norm
+from nasnet_app.ops import batch_norm, build_sequence
 from nasnet_app.preprocessing import NASNetImageConverter
 
 POOLINGS = (None, "avg", "max")
@@ -41,6 +41,18 @@ class AuxiliaryHead(layers.Layer):
         self.pooled = height is not None and width is not None and min(height, width) >= 5
         kernel = ((height - 5) // 3 + 1, (width - 5) // 3 + 1) if self.pooled else (1, 1)
         self.conv = layers.Conv2D(768, kernel, use_bias=False, name="conv")
+        batch, channels = input_shape[0], input_shape[-1]
+        pooled = (
+            (batch, (height - 5) // 3 + 1, (width - 5) // 3 + 1, channels)
+            if self.pooled
+            else tuple(input_shape)
+        )
+        shape = build_sequence([self.proj_conv, self.proj_bn, self.conv, self.bn], pooled)
+        self.dense.build((batch, shape[-1]))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.classes)
 
     def call(self, x, training=None):
         x = tf.nn.relu(x)
@@ -281,7 +293,9 @@ class NASNetImageClassifier(keras.Model):
 
     def predict_images(self, images, batch_size=32):
         """Class probabilities `(N, classes)` for raw images (arrays in [0, 255], any size)."""
-        images = list(images) if not isinstance(images, np.ndarray) or images.ndim == 4 else [images]
+        images = (
+            list(images) if not isinstance(images, np.ndarray) or images.ndim == 4 else [images]
+        )
         chunks = []
         for start in range(0, len(images), batch_size):
             batch = self.preprocessor.convert_images(images[start : start + batch_size])

@@ -50,6 +50,21 @@ def zero_pad_same(x, kernel, stride):
     return tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
 
 
+def _reduced(size, strides):
+    """Spatial size after a SAME-padded stride (None stays None)."""
+    return None if size is None else -(-size // strides)
+
+
+def build_sequence(parts, input_shape):
+    """Builds layers applied one after another from the input shape (no tracing)."""
+    shape = tuple(input_shape)
+    for layer in parts:
+        if not layer.built:
+            layer.build(shape)
+        shape = tuple(layer.compute_output_shape(shape))
+    return shape
+
+
 @keras.saving.register_keras_serializable(package="nasnet_app")
 class Pool(layers.Layer):
     """A 3x3 (5x5, 7x7) max or average pooling with a choice of border rule.
@@ -214,6 +229,17 @@ class Operation(layers.Layer):
             x = x[:, :: self.strides, :: self.strides, :]
         return x
 
+    def build(self, input_shape):
+        # Shapes follow from the op's parameters, so the parts are built here
+        # instead of by tracing `call` (the slow path of Keras' symbolic call).
+        build_sequence(self.parts.values(), input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width = input_shape[:3]
+        s = self.strides
+        return (batch, _reduced(height, s), _reduced(width, s), self.filters)
+
     def _zeros(self, x):
         x = x[:, :: self.strides, :: self.strides, :1]
         return tf.tile(tf.zeros_like(x), [1, 1, 1, self.filters])
@@ -267,6 +293,23 @@ class FactorizedReduction(layers.Layer):
         shifted = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
         path2 = self.parts["path2_conv"](shifted[:, ::s, ::s, :])
         return self.parts["bn"](tf.concat([path1, path2], axis=-1), training=training)
+
+    def build(self, input_shape):
+        if self.strides == 1:
+            build_sequence(self.parts.values(), input_shape)
+        else:
+            batch, height, width, channels = input_shape
+            s = self.strides
+            subsampled = (batch, _reduced(height, s), _reduced(width, s), channels)
+            for name in ("path1_conv", "path2_conv"):
+                self.parts[name].build(subsampled)
+            self.parts["bn"].build(self.compute_output_shape(input_shape))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width = input_shape[:3]
+        s = self.strides
+        return (batch, _reduced(height, s), _reduced(width, s), self.filters)
 
     def get_config(self):
         config = super().get_config()

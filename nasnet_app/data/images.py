@@ -16,7 +16,6 @@ import tempfile
 
 import numpy as np
 
-from nasnet_app.classifier import ImageReadError
 from nasnet_app.io_utils import atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -25,6 +24,13 @@ NATIVE_BMP_MODES = {"RGB", "RGBA", "L"}
 SHOWN_BAD_IMAGES = 10
 _PNG_END = b"IEND\xaeB`\x82"
 _END_MARKERS = {"JPEG": b"\xff\xd9", "MPO": b"\xff\xd9", "PNG": _PNG_END, "GIF": b";"}
+
+_EXIF_ORIENTATION = 0x0112
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be opened or decoded (the message names it)."""
+
 
 BadImage = collections.namedtuple("BadImage", ["name", "reason"])
 BadImage.__doc__ = "An image file that cannot be read: its `name` (path or archive member) and why."
@@ -99,6 +105,8 @@ def pil_rgb(data, name):
 
 def rgb_array(image):
     """A Pillow image of any mode (16-bit, float, palette, CMYK, ...) as RGB uint8."""
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
     if image.mode.startswith("I;16") or image.mode in ("I", "F"):
         values = np.asarray(image, np.float64)
         scale = 257.0 if image.mode.startswith("I;16") or values.max() > 255 else 1.0
@@ -115,11 +123,14 @@ def probe_image(source, full=False):
     faithfully come back converted to PNG. Raises Pillow's errors (or
     `ValueError` for a PNG without its end) for a bad file.
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     with Image.open(source) as image:
         size, fmt, mode = (image.height, image.width), image.format, image.mode
         native = fmt in NATIVE_FORMATS or (fmt == "BMP" and mode in NATIVE_BMP_MODES)
+        # TensorFlow's decoders ignore EXIF orientation: rotated photos are decoded here.
+        rotated = image.getexif().get(_EXIF_ORIENTATION, 1) != 1
+        native = native and not rotated
         complete = _ends_with_marker(source, fmt)
         if fmt == "PNG" and not complete and _PNG_END not in _read_all(source):
             raise ValueError("PNG data ends before its IEND chunk (truncated)")
@@ -128,9 +139,32 @@ def probe_image(source, full=False):
         image.load()
         if native:
             return size, None
+        image = ImageOps.exif_transpose(image) if rotated else image
         out = io.BytesIO()
         Image.fromarray(rgb_array(image)).save(out, "PNG")
-        return size, out.getvalue()
+        return (image.height, image.width), out.getvalue()
+
+
+def read_image(path):
+    """An image file as an RGB uint8 array `(H, W, 3)`, decoded exactly as the data
+    pipeline decodes it (TensorFlow's decoder for the formats it reads faithfully,
+    Pillow for the others and for EXIF-rotated photos). The message of the
+    `ImageReadError` for a missing or unreadable file names it."""
+    import tensorflow as tf
+
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise ImageReadError(f"Cannot read image {name!r}: {error.strerror or error}") from None
+    _, converted = inspect_image(io.BytesIO(data), name)
+    encoded = converted if converted is not None else data
+    try:
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    except tf.errors.InvalidArgumentError:
+        return pil_rgb(data, name)  # e.g. a JPEG TensorFlow rejects but Pillow reads
+    return image.numpy()
 
 
 def inspect_image(source, name, full=False):

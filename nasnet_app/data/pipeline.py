@@ -376,6 +376,7 @@ class ImageData:
         crop_fraction=1.0,
         drop_remainder=False,
         prefetch=True,
+        converter=None,
     ):
         """A batched pipeline of `(images, labels)` for `split`.
 
@@ -398,7 +399,15 @@ class ImageData:
                 the ImageNet presets' evaluation).
             drop_remainder: drop a last incomplete batch per epoch.
             prefetch: prefetch batches in the background.
+            converter: a `NASNetImageConverter` (a model's `preprocessor`):
+                its size, crop, resize mode, antialiasing and value range
+                replace `resize`, `crop_fraction` and `value_range`, so the
+                pipeline feeds the model exactly what `classify` feeds it.
         """
+        antialias = True
+        if converter is not None:
+            resize, crop_fraction = converter.resize_mode, converter.crop_fraction
+            value_range, antialias = converter.value_range, converter.antialias
         if resize not in ("crop", "stretch"):
             _fail("resize", "'crop' or 'stretch'", resize)
         if not 0.0 < crop_fraction <= 1.0:
@@ -410,11 +419,11 @@ class ImageData:
         augment = resolve_augment(augment, training)
         shuffle = training if shuffle is None else shuffle
         part = self.split(split)
-        size = self.info.image_size
+        size = self.info.image_size if converter is None else converter.image_size
         num_classes = self.info.num_classes
 
         def prepare(image, label, epoch, position):
-            image = fit_size(image, size, resize, crop_fraction)
+            image = fit_size(image, size, resize, crop_fraction, antialias)
             if augment is not None:
                 element_seed = tf.random.experimental.stateless_fold_in(
                     _epoch_seed(seed, epoch), position
