@@ -135,11 +135,19 @@ def test_chunk_size_does_not_change_the_second_stage(detector, first_stage, refe
     boxes = detector.normalize(reference["proposal_boxes"][0][:40])
     features = first_stage["rpn_features_to_crop"]
     whole = detector.second_stage(features, boxes)
-    detector.second_stage_chunk_size = 7
+    crop, crop_sizes = detector.crop, []
+
+    def counting_crop(maps, chunk):
+        crop_sizes.append(len(chunk))
+        return crop(maps, chunk)
+
+    detector.second_stage_chunk_size, detector.crop = 7, counting_crop
     try:
         chunked = detector.second_stage(features, boxes)
     finally:
         detector.second_stage_chunk_size = 50
+        del detector.crop
+    assert crop_sizes == [7] * 5 + [5]  # never more crops at once than one chunk
     for a, b in zip(whole, chunked):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
