@@ -3,17 +3,18 @@ import json
 
 import pytest
 
-from nasnet_app.evaluate.bench_search import (
-    best_at,
-    format_table,
-    parse_entry,
-    parse_overrides,
-    run_entry,
-    run_search,
-    summarize,
-)
 from nasnet_app.search.spaces import NASBench201Space
 from nasnet_app.search.tabular import TabularEvaluator
+from tests.helpers import load_benchmark
+
+bench_search = load_benchmark("bench_search")
+best_at, format_table, summarize = (
+    bench_search.best_at,
+    bench_search.format_table,
+    bench_search.summarize,
+)
+parse_entry, parse_overrides = bench_search.parse_entry, bench_search.parse_overrides
+run_entry, run_search = bench_search.run_entry, bench_search.run_search
 
 OPS = ("none", "nor_conv_3x3")
 

@@ -20,7 +20,7 @@ Runs go to worker processes (`--workers`) whose BLAS and TensorFlow use one
 thread each: the controller's matrices are small, and extra threads only fight
 over the cores.
 
-Run: `python -m nasnet_app.evaluate.bench_search --seeds 20 --out bench_search.json`
+Run: `python evaluate/benchmarks/bench_search.py --seeds 20 --out bench_search.json`
 (`--table` takes any NAS-Bench-201-style CSV: an `arch` column and one accuracy
 column, or name it with `--metric`).
 """
@@ -34,6 +34,7 @@ import time
 DEFAULT_TABLE = os.path.normpath(
     os.path.join(
         os.path.dirname(os.path.abspath(__file__)),
+        "..",
         "..",
         "..",
         "shared",

@@ -6,7 +6,7 @@ result on them was seen:
 
 * `dev_noisy`: CIFAR-10 plus Gaussian noise (sd 1 point), seed 12345. The
   table the budget rule of `nasnet_app.search.algorithms.budget_settings` was
-  chosen on; the others are held out.
+  checked on; the others were held out.
 * `rank`: CIFAR-10 replaced by its rank, scaled to 0..100: same order, a
   uniform distribution instead of a long tail of broken cells (tests that
   the rule does not depend on the reward's scale or shape).
@@ -18,7 +18,8 @@ result on them was seen:
 
 They are proxies, not NAS-Bench-201's CIFAR-100 or ImageNet16-120 columns.
 
-Run: `python -m nasnet_app.evaluate.proxy_tables --out tables/`
+Run: `python evaluate/benchmarks/proxy_tables.py --out tables/`, then
+`python evaluate/benchmarks/bench_search.py --table tables/rank.csv`.
 """
 
 import argparse
@@ -93,11 +94,17 @@ def make_tables(source, out):
     return paths
 
 
-def main(argv=None):
-    from nasnet_app.evaluate.bench_search import DEFAULT_TABLE
+DEFAULT_SOURCE = os.path.normpath(
+    os.path.join(
+        os.path.dirname(os.path.abspath(__file__)),
+        *("..", "..", "..", "shared", "data", "nasbench201", "cifar10.csv"),
+    )
+)
 
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default=DEFAULT_TABLE, help="the CIFAR-10 table")
+    parser.add_argument("--source", default=DEFAULT_SOURCE, help="the CIFAR-10 table")
     parser.add_argument("--out", required=True, help="folder for the tables")
     args = parser.parse_args(argv)
     for name, path in make_tables(args.source, args.out).items():
