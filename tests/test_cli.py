@@ -86,3 +86,19 @@ def test_tensorflow_start_up_lines_are_silenced(tmp_path):
     assert "nasnet_a_mobile_imagenet" in result.stdout
     for noise in ("absl::InitializeLog", "cudart_stub", "cuInit", "oneDNN custom operations"):
         assert noise not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("first", ["keras", "tensorflow"])
+def test_import_nasnet_app_is_lazy_and_registers_with_keras(first):
+    code = (
+        "import sys, nasnet_app\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        f"import {first}\n"
+        "import keras\n"
+        "print(keras.saving.get_registered_object('nasnet_app>NASNet').__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "NASNet"
