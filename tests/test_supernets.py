@@ -1,0 +1,118 @@
+"""Supernets: a fixed path equals its standalone child; one trace serves every architecture."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nasnet_app.search.spaces import NASBench201Space, NASNetCellSpace
+from nasnet_app.search.supernets import (
+    ENAS_OPS,
+    NASBench201Supernet,
+    NASNetMicroSupernet,
+    build_nasbench201_child,
+    build_supernet,
+    copy_supernet_weights,
+)
+
+SHAPE = (16, 16, 3)
+
+
+def _images(n=4, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, *SHAPE)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def nb201():
+    return NASBench201Supernet(channels=4, cells_per_stage=1, input_shape=SHAPE)
+
+
+@pytest.fixture(scope="module")
+def micro():
+    space = NASNetCellSpace(num_blocks=2, ops=ENAS_OPS, combines=("add",))
+    return NASNetMicroSupernet(space, filters=4, cells_per_stage=1, input_shape=SHAPE)
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|",
+        "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    ],
+)
+def test_nasbench201_path_equals_standalone_child(nb201, arch):
+    child = build_nasbench201_child(arch, channels=4, cells_per_stage=1, input_shape=SHAPE)
+    assert copy_supernet_weights(nb201, child) > 0
+    x = _images()
+    expected = child(x, training=True).numpy()
+    got = nb201(x, np.array(NASBench201Space().encode(arch))).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_nasbench201_architectures_differ(nb201):
+    x = _images()
+    a = nb201(x, np.array([3] * 6)).numpy()
+    b = nb201(x, np.array([2] * 6)).numpy()
+    assert not np.allclose(a, b)
+
+
+def _one_trace_for_many(net, space, rng):
+    calls = tf.function(lambda x, a: net(x, a))
+    x = tf.constant(_images())
+    outputs = [calls(x, tf.constant(space.random_actions(rng), tf.int32)) for _ in range(6)]
+    assert calls.experimental_get_tracing_count() == 1
+    assert all(o.shape == (4, 10) for o in outputs)
+
+
+def test_one_trace_serves_every_nasbench201_architecture(nb201):
+    _one_trace_for_many(nb201, NASBench201Space(), np.random.default_rng(0))
+
+
+def test_one_trace_serves_every_nasnet_architecture(micro):
+    _one_trace_for_many(micro, micro.space, np.random.default_rng(0))
+
+
+def test_nasnet_unchosen_ops_do_not_change_the_output(micro):
+    space = micro.space
+    # Both blocks of both cells: inputs 0 and 1, sep_conv_3x3 and identity, add.
+    actions = [0, 1, 0, 4, 0, 0, 1, 0, 4, 0] * 2
+    x = _images()
+    before = micro(x, np.array(actions)).numpy()
+    unchosen = [
+        layer
+        for layer in micro._flatten_layers(include_self=False)
+        if "sep_conv_5x5" in layer.name and layer.weights
+    ]
+    assert unchosen
+    saved = [layer.get_weights() for layer in unchosen]
+    for layer in unchosen:
+        layer.set_weights([w + 1.0 for w in layer.get_weights()])
+    after = micro(x, np.array(actions)).numpy()
+    for layer, weights in zip(unchosen, saved):
+        layer.set_weights(weights)
+    np.testing.assert_allclose(before, after, rtol=1e-6)
+    chosen = space.check_actions([0, 1, 1, 4, 0, 0, 1, 0, 4, 0] * 2)
+    assert not np.allclose(before, micro(x, np.array(chosen)).numpy())
+
+
+def test_every_layer_is_built_before_the_first_trace(micro, nb201):
+    for net in (micro, nb201):
+        assert all(layer.built for layer in net._flatten_layers(include_self=False))
+
+
+def test_batch_statistics_bn_has_no_moving_averages(nb201):
+    names = [w.path for w in nb201.weights]
+    assert not [n for n in names if "moving" in n]
+
+
+def test_build_supernet_checks_the_space():
+    with pytest.raises(ValueError, match="`space` must be"):
+        build_supernet("nasbench201")
+    with pytest.raises(ValueError, match="combines"):
+        NASNetMicroSupernet(NASNetCellSpace(num_blocks=1), filters=4, input_shape=SHAPE)
+    with pytest.raises(ValueError, match="`space.ops` must be"):
+        NASNetMicroSupernet(
+            NASNetCellSpace(num_blocks=1, ops=("conv_1x3_3x1",), combines=("add",)),
+            input_shape=SHAPE,
+        )
+    with pytest.raises(ValueError, match="`input_shape` must be"):
+        NASBench201Supernet(channels=4, cells_per_stage=1, input_shape=(16, 16))
