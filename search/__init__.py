@@ -46,4 +46,16 @@ from nasnet_app.search.spaces import (
     NASNetCellSpace,
     space_from_config,
 )
+from nasnet_app.search.supernets import (
+    NASBench201Supernet,
+    NASNetMicroSupernet,
+    build_nasbench201_child,
+    build_supernet,
+)
 from nasnet_app.search.tabular import TabularEvaluator
+from nasnet_app.search.weight_sharing import (
+    ENAS_SETTINGS,
+    WeightSharingSearch,
+    demo_weight_sharing,
+    enas_nasnet_space,
+)
