@@ -1,0 +1,63 @@
+"""`nasnet-app search --weight-sharing`: ENAS and the uniform arm from the shell."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nasnet_app.cli import main
+from nasnet_app.search.spaces import NASBench201Space
+
+
+def image_folder(root, classes=2, per_class=8, size=16):
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        folder = root / f"class_{c}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+TINY = [
+    "--epochs", "1", "--warmup-epochs", "0", "--child-filters", "4", "--child-blocks", "1",
+    "--image-size", "16", "--child-batch-size", "4", "--steps-per-epoch", "2",
+    "--derive-samples", "2", "--verbose", "0",
+]  # fmt: skip
+
+
+def test_nasbench201_weight_sharing_search_and_resume(tmp_path, capsys):
+    data, out = image_folder(tmp_path / "images"), tmp_path / "run"
+    argv = ["search", "--space", "nasbench201", "--weight-sharing", "--data", str(data)]
+    assert main([*argv, *TINY, "--seed", "0", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    arch = summary["best_trial"]["arch_key"]
+    assert NASBench201Space().decode(NASBench201Space().encode(arch)) == arch
+    assert summary["finished"] and summary["algorithm"] == "enas"
+    assert "derived architecture" in capsys.readouterr().out
+    assert main(["search", "--out", str(out), "--resume", "--verbose", "0"]) == 0
+    assert json.loads((out / "summary.json").read_text())["best_trial"]["arch_key"] == arch
+
+
+def test_random_arm_from_the_shell(tmp_path):
+    data, out = image_folder(tmp_path / "images"), tmp_path / "run"
+    argv = ["search", "--space", "nasbench201", "--weight-sharing", "--algorithm", "random"]
+    assert main([*argv, "--data", str(data), *TINY, "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["algorithm"] == "random"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--space", "macro", "--data", "demo"], "--weight-sharing needs --space nasnet"),
+        (["--space", "nasbench201", "--table", "t.csv"], "give --data DIR"),
+        (["--space", "nasnet", "--data", "demo", "--algorithm", "ppo"], "reinforce (ENAS) or"),
+    ],
+)
+def test_bad_weight_sharing_command_lines_are_usage_errors(tmp_path, capsys, extra, message):
+    argv = ["search", "--weight-sharing", *extra, "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
