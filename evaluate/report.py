@@ -14,7 +14,6 @@ Example:
 0.61
 """
 
-import json
 import os
 import platform
 import time
@@ -27,25 +26,14 @@ from nasnet_app.evaluate.flops import count_mult_adds
 from nasnet_app.evaluate.metrics import classification_summary, measure_latency
 from nasnet_app.io_utils import atomic_write_json
 
-CLASSES_FILE = "classes.json"
-
 
 def load_model_with_classes(path):
-    """A `.keras` model and its class names from `classes.json` beside it (or `None`).
+    """A `.keras` model and its class names (carried by the model, else from
+    `classes.json` beside it, else `None`)."""
+    from nasnet_app.model import load_model, model_class_names
 
-    `nasnet_app.finetune` writes that file next to `model.keras`.
-    """
-    import keras
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"`model` file {path!r} does not exist.")
-    model = keras.models.load_model(path)
-    sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), CLASSES_FILE)
-    if not os.path.isfile(sidecar):
-        return model, None
-    with open(sidecar, encoding="utf-8") as handle:
-        return model, list(json.load(handle)["class_names"])
+    model = load_model(path)
+    return model, model_class_names(model, path)
 
 
 def _model_input_size(model, fallback):

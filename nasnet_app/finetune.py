@@ -357,9 +357,17 @@ class _Checkpoint(keras.callbacks.Callback):
 
 
 def _check_resumable(state, settings, run_dir):
+    """The run's settings must be this call's, except `epochs`, which may grow: the
+    cosine schedule (and the drop-path ramp) is then re-planned over the new total,
+    so the learning rate continues from that schedule's value at the current step."""
     stored = state.get("settings", {})
     current = settings.to_dict()
-    changed = sorted(k for k in current if stored.get(k) != current[k])
+    if settings.epochs < stored.get("epochs", settings.epochs):
+        raise ValueError(
+            f"`epochs` must be at least the {stored['epochs']} epochs of the run in {run_dir!r} "
+            f"(it can be extended, not shortened). Received: epochs={settings.epochs}"
+        )
+    changed = sorted(k for k in current if k != "epochs" and stored.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {stored.get(k)!r} -> {current[k]!r}" for k in changed)
         raise ValueError(
@@ -680,7 +688,7 @@ def finetune(
     settings = _Settings(
         mode="scratch" if mode == "genotype" else "finetune",
         epochs=epochs,
-        head_epochs=0 if mode == "genotype" else _default_head_epochs(head_epochs, epochs),
+        head_epochs=0 if mode == "genotype" else _default_head_epochs(head_epochs, epochs, state),
         batch_size=batch_size,
         optimizer=optimizer,
         learning_rate=float(learning_rate or DEFAULT_LEARNING_RATE[optimizer]),
@@ -738,7 +746,9 @@ def _prepared_model(mode, source, data, image_size, model_config, drop_path_keep
     return _with_new_head(source, data.class_names, size), size
 
 
-def _default_head_epochs(head_epochs, epochs):
+def _default_head_epochs(head_epochs, epochs, state=None):
+    if head_epochs is None and state is not None:
+        return state["settings"]["head_epochs"]  # an extended run keeps its phase split
     if head_epochs is None:
         return max(1, epochs // 4) if epochs > 1 else 1
     return head_epochs

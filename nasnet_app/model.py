@@ -21,7 +21,9 @@ BACKBONE_KEYS = (
     "strided_pool_padding", "seed",
 )  # fmt: skip
 
-__all__ = ["NASNet", "DropPathSchedule", "load_model"]
+CLASSES_FILE = "classes.json"  # written by `nasnet_app.finetune` beside `model.keras`
+
+__all__ = ["NASNet", "DropPathSchedule", "load_model", "model_class_names"]
 
 
 @keras.saving.register_keras_serializable(package="nasnet_app")
@@ -172,3 +174,28 @@ def load_model(path, compile=True):
         )
     model = keras.models.load_model(path, compile=compile)
     return upgrade(model) if isinstance(model, LegacyNASNet) else model
+
+
+def model_class_names(model, model_path=None):
+    """The class names of a model, by output index, or None.
+
+    From the model itself when it carries them, else from `classes.json` beside
+    its file (what `finetune` writes for models that cannot carry names).
+    `classify`, `evaluate`, `export` and the reports use this one helper.
+    """
+    import json
+
+    names = getattr(model, "class_names", None)
+    if names:  # names, or (wnid, name) pairs for ImageNet
+        return [name if isinstance(name, str) else list(name) for name in names]
+    if model_path is None:
+        return None
+    sidecar = os.path.join(os.path.dirname(os.path.abspath(os.fspath(model_path))), CLASSES_FILE)
+    if not os.path.isfile(sidecar):
+        return None
+    try:
+        with open(sidecar, encoding="utf-8") as handle:
+            names = json.load(handle)["class_names"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{sidecar} is not a readable classes file: {error}") from None
+    return [str(name) for name in names]

@@ -62,9 +62,7 @@ def test_finetune_then_evaluate(folder, tmp_path, capsys):
     assert "--lr 0.5 differs from the setting of the run" in one_error_line(capsys, "finetune")
     argv[-1] = "3"
     code = main(argv + ["--resume", "--val-fraction", "0.25", "--batch-size", "4", "--quiet"])
-    if code != 0:
-        # TODO(lead): nasnet_app/finetune.py `_check_resumable` must let `epochs` grow.
-        pytest.xfail(f"the trainer refuses a larger epochs on resume: {capsys.readouterr().err}")
+    assert code == 0, capsys.readouterr().err
     assert "finished 3 epochs" in capsys.readouterr().out
 
 

@@ -260,14 +260,8 @@ def load_detector(preset=PRESET_NAME, weights=None, config=None, **kwargs):
 
 def convert_detector(preset, weights, out, config=None):
     """Converts an OD API checkpoint to a `.keras` detector file (written atomically)."""
-    from nasnet_app.io_utils import atomic_path
+    from nasnet_app.zoo.api import save_model
 
     if weights is None:
         raise ValueError("`weights` must name the checkpoint to convert. Received: weights=None")
-    model = load_detector(preset, weights, config)
-    out = os.fspath(out)
-    if not out.endswith(".keras"):
-        raise ValueError(f"`out` must end in .keras. Received: out={out!r}")
-    with atomic_path(out, suffix=".keras") as tmp:
-        model.save(tmp)
-    return out
+    return save_model(load_detector(preset, weights, config), out)

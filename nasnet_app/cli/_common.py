@@ -8,7 +8,6 @@ This module imports nothing heavy: `nasnet-app --help` must not start TensorFlow
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import sys
@@ -156,27 +155,13 @@ def check_keras_file(path, option="--model"):
 
 
 def model_class_names(model, model_path=None):
-    """The class names of a model, by output index, or None.
+    """`nasnet_app.model.model_class_names`, its error as the CLI's runtime failure."""
+    from nasnet_app.model import model_class_names as class_names
 
-    From the model itself when it carries them, else from `classes.json` beside
-    its file (what `finetune` writes). `classify`, `evaluate` and `export` use
-    this one helper.
-    """
-    for owner in (model, getattr(model, "preprocessor", None)):
-        names = getattr(owner, "class_names", None)
-        if names:  # names, or (wnid, name) pairs for ImageNet
-            return [name if isinstance(name, str) else list(name) for name in names]
-    if model_path is None:
-        return None
-    sidecar = os.path.join(os.path.dirname(os.path.abspath(model_path)), CLASSES_FILE)
-    if not os.path.isfile(sidecar):
-        return None
     try:
-        with open(sidecar, encoding="utf-8") as handle:
-            names = json.load(handle)["class_names"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CommandFailed(f"{sidecar} is not a readable classes file: {error}") from None
-    return [str(name) for name in names]
+        return class_names(model, model_path)
+    except ValueError as error:
+        raise CommandFailed(str(error)) from None
 
 
 def load_model(path, option="--model"):

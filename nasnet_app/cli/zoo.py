@@ -39,6 +39,11 @@ def add_parser(subparsers):
     convert.add_argument(
         "--include-background", action="store_true", help="keep TF-Slim's 1001-class head"
     )
+    convert.add_argument(
+        "--config",
+        help="detection presets: JSON object (or file) overriding config fields by the OD API's "
+        'names, e.g. \'{"num_conv_filters": 8, "image_size": 256}\'',
+    )
     convert.set_defaults(run=run_convert, tensorflow=True, command_name="zoo convert")
 
 
@@ -86,9 +91,18 @@ def run_download(args):
 
 
 def run_convert(args):
+    from nasnet_app.zoo import detection
     from nasnet_app.zoo.api import convert
 
     _common.check_output_folder(args.out)
+    if detection.is_detection_preset(args.preset):
+        from nasnet_app.cli.detect import parse_config
+
+        config = parse_config(args.config)
+        print(detection.convert_detector(args.preset, args.weights, args.out, config=config))
+        return 0
+    if args.config:
+        raise _common.UsageError("`--config` goes with a detection preset.")
     out = convert(
         _common.check_preset(args.preset),
         args.weights,
