@@ -382,7 +382,8 @@ class WeightSharingSearch:
         def replica_eval(images, labels, actions):
             images, labels = _replica_slice(images, labels, tf.distribute.get_replica_context())
             logits = supernet(images, actions)
-            return tf.reduce_sum(tf.cast(tf.argmax(logits, 1, tf.int32) == labels, tf.float32))
+            correct = tf.reduce_sum(tf.cast(tf.argmax(logits, 1, tf.int32) == labels, tf.float32))
+            return correct, tf.cast(tf.shape(labels)[0], tf.float32)
 
         @tf.function(
             input_signature=[
@@ -392,8 +393,10 @@ class WeightSharingSearch:
             ]
         )
         def eval_step(images, labels, actions):
-            correct = strategy.run(replica_eval, args=(images, labels, actions))
-            return strategy.reduce("SUM", correct, axis=None)
+            correct, count = strategy.run(replica_eval, args=(images, labels, actions))
+            return strategy.reduce("SUM", correct, axis=None), strategy.reduce(
+                "SUM", count, axis=None
+            )
 
         return eval_step
 
@@ -438,17 +441,15 @@ class WeightSharingSearch:
         """The supernet's accuracy of one architecture on uint8 images (batch statistics BN)."""
         batch_size = batch_size or max(self.batch_size, 256)
         actions = tf.constant(np.asarray(actions), tf.int32)
-        correct = 0.0
+        correct, count = 0.0, 0.0
         for start in range(0, len(labels), batch_size):
             chunk = slice(start, start + batch_size)
-            correct += float(
-                self._eval_step(
-                    tf.constant(_scale(images[chunk])),
-                    tf.constant(labels[chunk], tf.int32),
-                    actions,
-                )
+            right, seen = self._eval_step(
+                tf.constant(_scale(images[chunk])), tf.constant(labels[chunk], tf.int32), actions
             )
-        return correct / len(labels)
+            correct, count = correct + float(right), count + float(seen)
+        # Under a strategy, a chunk's remainder after an even split over replicas is not seen.
+        return correct / max(count, 1.0)
 
     # ------------------------------------------------------------------ run
     def search(
