@@ -61,10 +61,13 @@ setup(
             "psutil",
             "ray>=2.40",
             "pycocotools>=2.0.8",
+            "ai-edge-litert>=2.0",
         ],
         # COCO evaluation of detectors (`nasnet-app evaluate-detection`).
         "coco": ["pycocotools>=2.0.8"],
         "distributed": ["ray[default]>=2.40"],
+        # LiteRT interpreter for .tflite exports (`nasnet_app.zoo.tflite`).
+        "mobile": ["ai-edge-litert>=2.0"],
     },
     entry_points={"console_scripts": ["nasnet-app=nasnet_app.cli:main"]},
 )

@@ -1,6 +1,7 @@
 """`nasnet-app classify`: the top classes of image files.
 
-    nasnet-app classify IMAGE_OR_FOLDER... (--preset NAME [--weights FILE] | --model MODEL.keras)
+    nasnet-app classify IMAGE_OR_FOLDER... (--preset NAME [--weights FILE] | --model MODEL.keras
+                        | --model MODEL.tflite)
                         [--top K] [--json]
 
 A fine-tuned model's class names come with it (`classes.json` beside the
@@ -23,7 +24,7 @@ def add_parser(subparsers):
     parser.add_argument("images", nargs="+", help="JPEG, PNG, BMP or GIF files, or folders")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", help="preset name (with its published weights)")
-    source.add_argument("--model", help="a .keras model")
+    source.add_argument("--model", help="a .keras model or a .tflite file")
     parser.add_argument("--weights", help="weights for --preset (file or URL)")
     parser.add_argument(
         "--top", type=_common.positive_int, default=5, help="classes per image (default 5)"
@@ -81,6 +82,10 @@ def _model_labels(model, path):
 def _classifier(args):
     from nasnet_app.classifier import ImageClassifier
 
+    if args.model and args.model.endswith(".tflite"):
+        from nasnet_app.zoo.tflite import TFLiteClassifier
+
+        return TFLiteClassifier(args.model, batch_size=args.batch_size)
     if args.model:
         model = _common.load_model(args.model)
         labels = _model_labels(model, args.model)

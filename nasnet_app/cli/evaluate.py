@@ -1,7 +1,11 @@
 """`nasnet-app evaluate`: accuracy, per-class scores, cost and figures of a model on images.
 
-nasnet-app evaluate (--model MODEL.keras | --preset NAME) --data DIR --out REPORT_DIR
+nasnet-app evaluate (--model MODEL.keras | --model MODEL.tflite | --preset NAME) --data DIR
+                    --out REPORT_DIR
 """
+
+import os
+import time
 
 from nasnet_app.cli import _common
 
@@ -16,7 +20,9 @@ def add_parser(subparsers):
         "of misclassified images.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="a saved .keras model (classes.json beside it is used)")
+    source.add_argument(
+        "--model", help="a saved .keras model (classes.json beside it is used) or a .tflite file"
+    )
     source.add_argument("--preset", help="a zoo preset, with its pretrained weights")
     parser.add_argument("--data", required=True, help="folder of class folders, archive, ...")
     parser.add_argument("--out", required=True, help="the report folder")
@@ -58,10 +64,61 @@ def _check_outputs(model, path, class_names, data):
         )
 
 
+def _summary_line(report):
+    return (
+        f"top-1 {report['top1']:.4f}, top-{report['top5_k']} {report['top5']:.4f} on "
+        f"{report['examples']} images ({report['split']}); report: {report['files']['report']}"
+    )
+
+
+def _run_tflite(args, data):
+    """The report of `evaluate_model`, for a LiteRT file (no Mult-Adds: it has no Keras graph)."""
+    from nasnet_app.evaluate import report as reports
+    from nasnet_app.evaluate.metrics import classification_summary
+    from nasnet_app.io_utils import atomic_write_json
+    from nasnet_app.zoo import tflite
+
+    started = time.time()
+    classifier = tflite.TFLiteClassifier(args.model, batch_size=args.batch_size)
+    split = args.split or data.evaluation_split
+    data = data.with_image_size(classifier.input_size)
+    probabilities, labels = tflite.predict_tflite_split(classifier, data, split, args.batch_size)
+    names = _as_data_names(classifier.metadata.get("class_names"), data.class_names)
+    label_map, names = reports._label_map(data.class_names, names, probabilities.shape[1])
+    labels = label_map[labels]
+    converter = classifier.converter
+    report = {
+        "model": args.model,
+        "data": data.info.source,
+        "split": split,
+        "input_size": list(classifier.input_size),
+        "value_range": None if converter.value_range is None else list(converter.value_range),
+        "format": "tflite",
+        "quantization": classifier.metadata.get("quantization"),
+        "file_bytes": os.path.getsize(args.model),
+    }
+    report.update(classification_summary(probabilities, labels, names))
+    if not args.no_latency:
+        report["latency"] = tflite.measure_tflite_latency(classifier)
+        report["latency_ms_per_image"] = {
+            k: v["ms_per_image"] for k, v in report["latency"].items()
+        }
+    wrong, report["misclassified"] = reports._misclassified(
+        data, split, probabilities, labels, names, 25
+    )
+    report["files"] = reports._write_figures(args.out, report, data, split, wrong)
+    report["seconds"] = round(time.time() - started, 3)
+    atomic_write_json(report["files"]["report"], report)
+    print(_summary_line(report))
+    return 0
+
+
 def run(args):
     from nasnet_app.evaluate.report import evaluate_model
 
     data = _common.check_data_source(args.data)
+    if args.model and args.model.endswith(".tflite"):
+        return _run_tflite(args, data)
     preprocessing = {}
     if args.preset:
         model, class_names, preprocessing = _preset_model(args.preset)
@@ -82,8 +139,5 @@ def run(args):
         latency=not args.no_latency,
         model_name=args.preset or args.model,
     )
-    print(
-        f"top-1 {report['top1']:.4f}, top-{report['top5_k']} {report['top5']:.4f} on "
-        f"{report['examples']} images ({report['split']}); report: {report['files']['report']}"
-    )
+    print(_summary_line(report))
     return 0
