@@ -148,6 +148,20 @@ def test_weight_quantisations_agree(model, mode, weights, tmp_path):
     np.testing.assert_allclose(outputs, np.asarray(model(images, training=False)), atol=0.02)
 
 
+def test_without_litert_tensorflow_interpreter_runs_the_file(model, exported, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # import fails
+    classifier = tflite.TFLiteClassifier(exported["none"])
+    assert isinstance(classifier.interpreter, tf.lite.Interpreter)
+    images = np.random.default_rng(6).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    expected = np.asarray(model(images, training=False))
+    np.testing.assert_allclose(classifier.invoke(images), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_class_names_must_name_every_output(model):
+    with pytest.raises(ValueError, match="must name the model's 10 outputs. Received: 2 names"):
+        tflite.export_tflite(model, "x.tflite", class_names=["a", "b"])
+
+
 # --------------------------------------------------------------------------- calibration
 
 
