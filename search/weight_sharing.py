@@ -48,6 +48,7 @@ Example:
 'derive'
 """
 
+import functools
 import json
 import math
 import os
@@ -438,12 +439,18 @@ class WeightSharingSearch:
         return float(loss), float(accuracy)
 
     def accuracy(self, images, labels, actions, batch_size=None):
-        """The supernet's accuracy of one architecture on uint8 images (batch statistics BN)."""
+        """The supernet's accuracy of one architecture on uint8 images (batch statistics BN).
+
+        BN normalises with each batch's statistics, so the images are scored in
+        batches of one fixed shuffled order (the same for every architecture):
+        a split stored class by class would otherwise give one-class batches.
+        """
         batch_size = batch_size or max(self.batch_size, 256)
         actions = tf.constant(np.asarray(actions), tf.int32)
+        order = evaluation_order(len(labels))
         correct, count = 0.0, 0.0
         for start in range(0, len(labels), batch_size):
-            chunk = slice(start, start + batch_size)
+            chunk = order[start : start + batch_size]
             right, seen = self._eval_step(
                 tf.constant(_scale(images[chunk])), tf.constant(labels[chunk], tf.int32), actions
             )
@@ -705,7 +712,8 @@ class WeightSharingSearch:
     def _derive(self, val, history):
         images, labels = val
         if self.derive_images is not None:
-            images, labels = images[: self.derive_images], labels[: self.derive_images]
+            subset = evaluation_order(len(labels))[: self.derive_images]
+            images, labels = images[subset], labels[subset]
         actions, _, _ = self.sample_architectures(self.derive_samples)
         scored = {}
         for candidate in actions:
@@ -772,6 +780,14 @@ class WeightSharingSearch:
         }
         self.run_dir.save_checkpoint(self.get_state(), runner)
         self._write_summary(history, finished=False)
+
+
+@functools.lru_cache(maxsize=8)
+def evaluation_order(count):
+    """A fixed shuffled order of `count` images (seed 0), shared by every scored architecture."""
+    order = np.random.default_rng(0).permutation(count)
+    order.flags.writeable = False
+    return order
 
 
 def _replica_slice(images, labels, context):

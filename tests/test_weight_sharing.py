@@ -178,6 +178,7 @@ def test_collapse_guard_bounds_the_all_skip_cell():
     assert probability <= bound + 1e-9  # ... but stays below the tanh bound (about 0.3%)
 
 
+@pytest.mark.slow  # tracing the NASNet supernet's gradient takes minutes on a loaded CPU
 def test_nasnet_space_search_runs():
     space = enas_nasnet_space(num_blocks=2)
     search = _search(space, supernet_kwargs={"filters": 4, "cells_per_stage": 1})

@@ -83,6 +83,7 @@ def run_search(args, arm, seed):
     from nasnet_app.search.weight_sharing import (
         PolicyTableMonitor,
         WeightSharingSearch,
+        evaluation_order,
         table_accuracies,
     )
 
@@ -120,7 +121,9 @@ def run_search(args, arm, seed):
     start = time.time()
     tau_rng = np.random.default_rng(1000 + seed)
     cells = [space.random_actions(tau_rng) for _ in range(args.tau_cells)]
-    images, labels = val[0][: args.tau_images], val[1][: args.tau_images]
+    # A fixed random subset: the split is stored class by class.
+    subset = evaluation_order(len(val[1]))[: args.tau_images]
+    images, labels = val[0][subset], val[1][subset]
     supernet_acc = [search.accuracy(images, labels, c) for c in cells]
     table_acc = table_accuracies(args.table, [space.decode(c) for c in cells])
     result = {
@@ -133,7 +136,7 @@ def run_search(args, arm, seed):
         "derived_val_accuracy": history.best_trial.reward,
         "derived_table_accuracy": 100 * derived_table,
         "derive_candidates_table_mean": 100 * float(np.mean(candidate_table)),
-        "policy": monitor.values,
+        "policy": _read_jsonl(os.path.join(out, "policy.jsonl")),
         "kendall_tau": kendall_tau(supernet_acc, table_acc),
         "tau_cells": args.tau_cells,
         "tau_images": len(labels),
@@ -150,6 +153,11 @@ def run_search(args, arm, seed):
         flush=True,
     )
     return result
+
+
+def _read_jsonl(path):
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def command_search(args):
