@@ -256,8 +256,14 @@ class NASNetBackbone(keras.Model):
         stem_conv, stem_bn = make_stem(stem, stem_filters, bn_momentum, bn_epsilon)
         stem_output = stem_bn(stem_conv(inputs))
         cells = [
-            make_cell(plan, genotype, strided_pool_padding, bn_momentum, bn_epsilon,
-                      None if seed is None else seed + i)  # fmt: skip
+            make_cell(
+                plan,
+                genotype,
+                strided_pool_padding,
+                bn_momentum,
+                bn_epsilon,
+                None if seed is None else seed + i,
+            )  # fmt: skip
             for i, plan in enumerate(plans)
         ]
         outputs = run_cells(stem_output, cells, plans)
