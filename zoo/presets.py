@@ -124,6 +124,7 @@ class Accuracy:
     top1: float | None = None
     top5: float | None = None
     test_images: int | None = None
+    measured_by: str | None = None  # the command that measured it (our checkpoints)
 
     def to_dict(self):
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
