@@ -7,7 +7,7 @@ Checks, as issue 14 states them:
   to within 0.1 point; int8 (calibrated on 300 training images through the
   model's own converter) within 1 point of float;
 * NASNet-A Mobile with random weights, written as the official keras.applications
-  `.h5` and loaded by `zoo.load`: float32 LiteRT outputs match Keras to 1e-4
+  `.h5` and loaded by `nasnet_app.NASNetMobile(weights=path)`: float32 LiteRT outputs match Keras to 1e-4
   (relative to the largest output).
 
 Reports each file's size and the single-image latency (median of `--repeats`
@@ -164,14 +164,14 @@ def bench_cifar(args, folder):
 def bench_mobile(args, folder):
     import keras
 
-    from nasnet_app import zoo
+    import nasnet_app
     from nasnet_app.weights import write_legacy_h5
     from nasnet_app.zoo.tflite import TFLiteClassifier
 
     h5 = os.path.join(folder, "NASNet-mobile.h5")
     write_legacy_h5(keras.applications.NASNetMobile(weights=None), h5)
     keras.backend.clear_session()
-    model = zoo.load("nasnet_a_mobile_imagenet", weights=h5)
+    model = nasnet_app.NASNetMobile(weights=h5)
     files = export_all(model, folder, "mobile", args.mobile_modes)
     images = np.random.default_rng(0).uniform(-1, 1, (args.mobile_images, 224, 224, 3))
     images = images.astype(np.float32)
