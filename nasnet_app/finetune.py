@@ -397,10 +397,14 @@ def make_optimizer(name, learning_rate, decay_steps, weight_decay=None, momentum
     return optimizer
 
 
-def compile_model(model, optimizer, label_smoothing=0.0, sparse_labels=False, jit_compile=False):
-    """Compiles with cross-entropy on the model's outputs (logits or probabilities) and
-    accuracy, and builds the optimizer's variables before the first step."""
-    from_logits = getattr(model, "classifier_activation", "softmax") is None
+def compile_model(
+    model, optimizer, label_smoothing=0.0, sparse_labels=False, jit_compile=False, from_logits=None
+):
+    """Compiles with cross-entropy on the model's outputs and accuracy, and builds the
+    optimizer's variables before the first step. `from_logits=None`: logits when the
+    model's `classifier_activation` is None."""
+    if from_logits is None:
+        from_logits = getattr(model, "classifier_activation", "softmax") is None
     if sparse_labels:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
         accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")

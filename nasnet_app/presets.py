@@ -179,6 +179,25 @@ KERAS_WEIGHT_FILES = {
 }
 
 
+def child_architecture(genotype, num_blocks=1, filters=8, stem_filters=None):
+    """The search's proxy child: the CIFAR stem and `num_blocks` cells per stack whose
+    first stack has `filters` filters (doubled at each reduction), as a `ModelConfig`."""
+    from nasnet_app.cells import cell_output_channels
+    from nasnet_app.genotype import resolve_genotype
+
+    genotype = resolve_genotype(genotype)
+    multiplier = CIFAR.filter_multiplier
+    return CIFAR.replace(
+        name="child",
+        genotype=genotype.to_dict(),
+        num_blocks=num_blocks,
+        penultimate_filters=cell_output_channels(genotype.normal, filters) * multiplier**2,
+        stem_filters=stem_filters or 3 * filters,
+        drop_path_keep_prob=1.0,
+        aux_head=False,
+    )
+
+
 def get_architecture(value):
     """A `ModelConfig` from itself, the name of a published one, or a record holding one
     as `architecture` (a `nasnet_app.zoo` preset; the core never imports the zoo)."""

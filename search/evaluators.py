@@ -334,34 +334,18 @@ class ChildTrainer(Evaluator):
                 classes=classes,
                 classifier_activation=None,
             )
-        from nasnet_app.cells import cell_output_channels
-        from nasnet_app.genotype import resolve_genotype
         from nasnet_app.model import NASNet
+        from nasnet_app.presets import child_architecture
 
-        genotype = resolve_genotype(architecture)
-        multiplier = 2
-        penultimate = cell_output_channels(genotype.normal, self.filters) * multiplier**2
-        return NASNet(
-            genotype=genotype,
-            num_blocks=self.num_blocks,
-            penultimate_filters=penultimate,
-            stem="cifar",
-            stem_filters=self.stem_filters,
-            filter_multiplier=multiplier,
-            classes=classes,
-            classifier_activation=None,
-            input_shape=tuple(input_shape),
-            seed=seed,
-        )
+        config = child_architecture(architecture, self.num_blocks, self.filters, self.stem_filters)
+        kwargs = {**config.model_kwargs(), "input_shape": tuple(input_shape)}
+        return NASNet(**kwargs, classes=classes, classifier_activation=None, seed=seed)
 
     def _optimizer(self, total_steps):
-        import keras
+        from nasnet_app.finetune import make_optimizer
 
-        schedule = keras.optimizers.schedules.CosineDecay(
-            self.learning_rate, decay_steps=max(1, total_steps)
-        )
-        return keras.optimizers.SGD(
-            schedule, momentum=self.momentum, nesterov=True, weight_decay=self.weight_decay
+        return make_optimizer(
+            "sgd", self.learning_rate, total_steps, self.weight_decay, self.momentum
         )
 
     def _fresh_callbacks(self):
@@ -400,6 +384,8 @@ class ChildTrainer(Evaluator):
     def _train(self, architecture, train, val, classes, trial):
         import keras
 
+        from nasnet_app.finetune import compile_model
+
         train_ds, train_steps, input_shape, _ = train
         steps = self.steps_per_epoch or train_steps
         if steps is None:
@@ -410,12 +396,7 @@ class ChildTrainer(Evaluator):
         with strategy.scope():
             model = self.build_model(architecture, input_shape, classes, trial.seed)
             optimizer = self._optimizer(self.epochs * steps)
-            optimizer.build(model.trainable_variables)  # before the first step (Keras 3)
-            model.compile(
-                optimizer=optimizer,
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            )
+            compile_model(model, optimizer, sparse_labels=True, from_logits=True)
         start = time.time()
         history = model.fit(
             train_ds,

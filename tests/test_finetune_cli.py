@@ -162,3 +162,46 @@ def test_sigint_prints_the_resume_command(folder, tmp_path):
     assert process.returncode == 130, err
     assert f"continue with: {shlex.join(['nasnet-app', *argv, '--resume'])}" in err
     assert "Traceback" not in err
+
+
+def _two_class_model(path):
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save(path)
+    return path
+
+
+def test_bad_images_named_at_once_or_skipped_with_a_list(folder, tmp_path, capsys):
+    for name in ("left/broken.png", "right/cut.png"):
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(b"\x89PNG\r\n\x1a\n truncated")
+    model = _two_class_model(str(tmp_path / "m.keras"))
+    argv = ["evaluate", "--model", model, "--data", folder, "--no-latency"]
+    assert main([*argv, "--out", str(tmp_path / "e1")]) == 1
+    error = one_error_line(capsys, "evaluate")
+    assert "broken.png" in error and "cut.png" in error and "--skip-bad-images" in error
+    out = tmp_path / "e2"
+    assert main([*argv, "--out", str(out), "--skip-bad-images"]) == 0
+    assert "skipped 2 unreadable image(s)" in capsys.readouterr().err
+    listed = (out / "bad_images.txt").read_text()
+    assert "broken.png" in listed and "cut.png" in listed
+    assert json.loads((out / "report.json").read_text())["examples"] == 8
+
+
+@pytest.mark.slow
+def test_finetune_holds_validation_out_of_train_and_says_so(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    for split, count in (("train", 10), ("test", 3)):
+        for name in ("left", "right"):
+            os.makedirs(tmp_path / "d" / split / name)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / "d" / split / name / f"{i}.png")
+    start = _two_class_model(str(tmp_path / "start.keras"))
+    argv = ["finetune", "--data", str(tmp_path / "d"), "--model", start, "--epochs", "1"]
+    assert main([*argv, "--out", str(tmp_path / "r"), "--batch-size", "4", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "validation: val" in out and "held out of train" in out, out
+    argv += ["--out", str(tmp_path / "r2"), "--batch-size", "4", "--quiet"]
+    assert main([*argv, "--validation-split", "test"]) == 0
+    assert "validation: test" in capsys.readouterr().out

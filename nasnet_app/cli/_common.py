@@ -225,9 +225,36 @@ def check_data_source(source, option="--data", **load_options):
     from nasnet_app import data as data_lib
 
     try:
-        return data_lib.load(source, **load_options)
+        data = data_lib.load(source, **load_options)
     except (ValueError, OSError) as error:
         raise CommandFailed(f"`{option}` {source}: {one_line(error)}") from None
+    skipped = getattr(data, "bad_files", None)
+    if skipped:
+        listed = load_options.get("bad_images_file")
+        print(
+            f"skipped {len(skipped)} unreadable image(s) of {source}"
+            + (f", listed in {listed}" if listed else ""),
+            file=sys.stderr,
+        )
+    return data
+
+
+def add_skip_bad_images(parser, where="the report folder"):
+    parser.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help=f"leave unreadable images out (listed in bad_images.txt in {where}) instead of "
+        "stopping",
+    )
+
+
+def bad_image_options(args, folder):
+    """`nasnet_app.data.load` options for `--skip-bad-images`: skipped files are counted and
+    listed in `folder/bad_images.txt`."""
+    if not getattr(args, "skip_bad_images", False):
+        return {}
+    os.makedirs(folder, exist_ok=True)
+    return {"skip_bad_images": True, "bad_images_file": os.path.join(folder, "bad_images.txt")}
 
 
 def check_preset(name, option="--preset"):

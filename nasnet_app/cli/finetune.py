@@ -61,6 +61,12 @@ def add_parser(subparsers):
     parser.add_argument(
         "--val-fraction", type=_common.open_unit, help="hold out this fraction of train"
     )
+    parser.add_argument(
+        "--validation-split",
+        help="what validates each epoch: holdout (default without a val/ split: 10%% of each "
+        "class of train/, test/ is kept for evaluate), val, test, train, none, or a fraction",
+    )
+    _common.add_skip_bad_images(parser, "the run folder")
     parser.add_argument("--image-size", type=positive, help="training resolution (square)")
     parser.add_argument("--num-blocks", type=positive, help="--genotype: normal cells per stack")
     parser.add_argument(
@@ -159,7 +165,12 @@ def run(args):
     from nasnet_app.finetune import finetune
 
     check_run_folder(args)
-    data = _common.check_data_source(args.data, val_fraction=args.val_fraction, seed=args.seed)
+    data = _common.check_data_source(
+        args.data,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        **_common.bad_image_options(args, args.out),
+    )
     result = finetune(
         _start_model(args),
         data,
@@ -173,6 +184,7 @@ def run(args):
         label_smoothing=args.label_smoothing,
         augment=data_lib.Augment(cutout=args.cutout),
         image_size=args.image_size,
+        validation_split=args.validation_split,
         model_config=_model_config(args),
         drop_path_keep_prob=args.drop_path_keep_prob,
         mixed_precision=args.mixed_precision,

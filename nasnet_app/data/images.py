@@ -61,7 +61,7 @@ def bad_images_message(bad_files, where, list_file=None):
     noun = "image" if count == 1 else "images"
     return (
         f"{count} {noun} in `{where}` cannot be read: {shown}{more}{listed}. Fix or remove "
-        "them, or skip them (--skip-bad-images; skip_bad_images=True in Python)."
+        "them, or skip them (--skip-bad-images)."
     )
 
 
