@@ -32,8 +32,6 @@ from nasnet_app.image_classifier import Prediction, decode_predictions, softmax
 from nasnet_app.preprocessing import NASNetImageConverter, as_rgb_tensor
 from nasnet_app.presets import Preprocessing
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-
 
 @functools.lru_cache(maxsize=1)
 def imagenet_labels():

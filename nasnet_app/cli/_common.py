@@ -257,6 +257,39 @@ def bad_image_options(args, folder):
     return {"skip_bad_images": True, "bad_images_file": os.path.join(folder, "bad_images.txt")}
 
 
+def image_files(arguments):
+    """The image files of the arguments: each file, and the images inside each folder."""
+    from nasnet_app.data.images import IMAGE_EXTENSIONS
+
+    files = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            inside = sorted(
+                os.path.join(argument, name)
+                for name in os.listdir(argument)
+                if name.lower().endswith(IMAGE_EXTENSIONS)
+            )
+            if not inside:
+                raise CommandFailed(f"the folder {argument} holds no image files.")
+            files += inside
+        else:
+            files.append(argument)
+    return files
+
+
+def read_images(paths):
+    """`(images by path, one message per unreadable file)`: the good ones are still answered."""
+    from nasnet_app.classifier import ImageReadError, load_image
+
+    images, bad = {}, []
+    for path in paths:
+        try:
+            images[path] = load_image(path)
+        except ImageReadError as error:
+            bad.append(str(error))
+    return images, bad
+
+
 def check_preset(name, option="--preset"):
     """A preset name the zoo knows (an unknown name is a usage error listing the known ones)."""
     from nasnet_app.zoo import presets

@@ -10,11 +10,8 @@ others are still answered, and the exit code is 1.
 """
 
 import json
-import os
 
 from nasnet_app.cli import _common
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 def add_parser(subparsers):
@@ -34,37 +31,6 @@ def add_parser(subparsers):
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=run, tensorflow=True)
-
-
-def image_files(arguments):
-    """The files to classify: each file argument, and the images inside each folder argument."""
-    files = []
-    for argument in arguments:
-        if os.path.isdir(argument):
-            inside = sorted(
-                os.path.join(argument, name)
-                for name in os.listdir(argument)
-                if name.lower().endswith(IMAGE_EXTENSIONS)
-            )
-            if not inside:
-                raise _common.CommandFailed(f"the folder {argument} holds no image files.")
-            files += inside
-        else:
-            files.append(argument)
-    return files
-
-
-def _read_images(paths):
-    """`(images, bad)`: the readable images by path, and one message per unreadable file."""
-    from nasnet_app.classifier import ImageReadError, load_image
-
-    images, bad = {}, []
-    for path in paths:
-        try:
-            images[path] = load_image(path)
-        except ImageReadError as error:
-            bad.append(str(error))
-    return images, bad
 
 
 def _model_labels(model, path):
@@ -113,7 +79,7 @@ def _print(records, as_json):
 def run(args):
     if args.model and args.weights:
         raise _common.UsageError("`--weights` goes with --preset, not with --model.")
-    images, bad = _read_images(image_files(args.images))
+    images, bad = _common.read_images(_common.image_files(args.images))
     if images:
         classifier = _classifier(args)
         results = classifier.decode(classifier.predict(list(images.values())), top=args.top)

@@ -76,19 +76,6 @@ def load_detector(args, config):
     return detection.load_detector(args.preset, weights=args.weights or "pretrained", config=config)
 
 
-def read_images(paths):
-    """`(images by path, messages of the unreadable ones)`."""
-    from nasnet_app.classifier import ImageReadError, load_image
-
-    images, bad = {}, []
-    for path in paths:
-        try:
-            images[path] = load_image(path)
-        except ImageReadError as error:
-            bad.append(str(error))
-    return images, bad
-
-
 def png_names(paths):
     """One distinct `<stem>.png` per image (a number is added where stems repeat)."""
     names, seen = [], {}
@@ -116,7 +103,7 @@ def run(args):
     if args.out:
         _common.check_output_folder(args.out)
     config = parse_config(args.config)
-    images, bad = read_images(args.images)
+    images, bad = _common.read_images(_common.image_files(args.images))
     if images:
         detector = load_detector(args, config)
         found = detector.predict(list(images.values()), score_threshold=args.score_threshold)
