@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from nasnet_app.op_registry import get_op
 from nasnet_app.search.spaces import NB201_EDGES, NB201_OPS, NASBench201Space, NASNetCellSpace
 
 # ENAS micro's five operations (Pham et al., 2018), in our op names.
@@ -449,17 +450,19 @@ class NASNetMicroSupernet(Supernet):
     def _make_ops(self, filters, prefix):
         ops = {}
         for op in self.space.ops:
-            if op.startswith("sep_conv_"):
-                ops[op] = SeparableConvOp(filters, int(op[-1]), name=f"{prefix}_{op}")
-            elif op == "conv_1x1":
+            spec = get_op(op)
+            if spec.kind == "sep_conv":
+                ops[op] = SeparableConvOp(filters, spec.kernel_size, name=f"{prefix}_{op}")
+            elif spec.kind == "conv" and spec.kernel_size == 1:
                 ops[op] = ReLUConvBN(filters, 1, name=f"{prefix}_{op}")
         return ops
 
     def _apply_op(self, x, op, layer):
-        if op == "identity":
+        spec = get_op(op)
+        if spec.kind == "identity":
             return x
-        if op.endswith("pool_3x3") or op.endswith("pool_5x5") or op.endswith("pool_7x7"):
-            return _pool(x, op[:3], int(op[-1]))
+        if spec.kind == "pool":
+            return _pool(x, spec.pool, spec.kernel_size)
         return layer(x)
 
     def _cell(self, cell, older, newer, actions):

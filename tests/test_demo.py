@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.slow
 def test_demo_runs_every_step(tmp_path):
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--search-trials", "5", "--child-trials", "1"]
+    argv = ["demo", "--out", str(out), "--search-trials", "5", "--weight-sharing-seconds", "30"]
     result = subprocess.run(
         [sys.executable, "-m", "nasnet_app.cli", *argv, "--finetune-epochs", "1"],
         capture_output=True,
@@ -26,7 +26,7 @@ def test_demo_runs_every_step(tmp_path):
         "nasnet_a_cells.png",
         "finetune/model.keras",
         "search_nasbench201/trials.jsonl",
-        "search_nasnet/best_cell.json",
+        "search_weight_sharing/weight_sharing_cell.png",
     ):
         assert os.path.exists(out / path), path
     assert len(os.listdir(out / "examples")) == 6
