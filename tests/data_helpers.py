@@ -6,9 +6,9 @@ import tarfile
 import numpy as np
 from PIL import Image
 
-SHARED_CIFAR = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10-jpeg.tar.gz"
-)
+from tests.reference_data import shared_data_path
+
+SHARED_CIFAR = shared_data_path("cifar10-jpeg.tar.gz")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -35,3 +35,13 @@ def reference_data(relative, local=None):
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def requires(relative):
+    """A test mark for `reference_data`'s rule: skip, with one line naming the missing path,
+    on a clone without `../shared`; in CI the test runs (and fails on the missing data)."""
+    path = shared_data_path(relative)
+    missing = not os.path.exists(path) and os.environ.get("CI", "").lower() != "true"
+    return pytest.mark.skipif(
+        missing, reason=f"reference data missing: {path} (fetch the project's shared/data folder)"
+    )

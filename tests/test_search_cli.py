@@ -11,11 +11,10 @@ from PIL import Image
 
 from nasnet_app.cli import main
 from nasnet_app.io_utils import read_jsonl
+from tests.reference_data import requires, shared_data_path
 
-TABLE = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data", "nasbench201", "cifar10.csv"
-)
-needs_table = pytest.mark.skipif(not os.path.exists(TABLE), reason="NAS-Bench-201 table missing")
+TABLE = shared_data_path("nasbench201/cifar10.csv")
+needs_table = requires("nasbench201/cifar10.csv")
 
 
 def table_search(out, *extra):

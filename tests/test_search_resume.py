@@ -16,10 +16,9 @@ import time
 import pytest
 
 from nasnet_app.io_utils import read_jsonl
+from tests.reference_data import reference_data, shared_data_path
 
-TABLE = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data", "nasbench201", "cifar10.csv"
-)
+TABLE = shared_data_path("nasbench201/cifar10.csv")
 MAX_TRIALS = 40
 
 SCRIPT = """
@@ -91,8 +90,7 @@ def run_and_kill(directory, kind, kill_after_trials, extra_delay):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["random", "reinforce"])
 def test_sigkill_at_random_moments_then_resume(tmp_path, kind):
-    if not os.path.exists(TABLE):
-        pytest.skip(f"the NAS-Bench-201 table {TABLE} is not available")
+    reference_data("nasbench201/cifar10.csv")
     reference = tmp_path / "reference"
     run_to_completion(reference, kind)
     expected = read_jsonl(reference / "trials.jsonl")

@@ -1,5 +1,4 @@
 import csv
-import os
 
 import numpy as np
 import pytest
@@ -12,10 +11,9 @@ from nasnet_app.search.spaces import (
     NASNetCellSpace,
     space_from_config,
 )
+from tests.reference_data import requires, shared_data_path
 
-TABLE = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data", "nasbench201", "cifar10.csv"
-)
+TABLE = shared_data_path("nasbench201/cifar10.csv")
 EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
 
@@ -123,7 +121,7 @@ def test_nasbench201_decode_example_and_edge_order():
     assert space.arch_key(EXAMPLE) == EXAMPLE
 
 
-@pytest.mark.skipif(not os.path.exists(TABLE), reason="NAS-Bench-201 table not available")
+@requires("nasbench201/cifar10.csv")
 def test_nasbench201_every_table_row_round_trips():
     space = NASBench201Space()
     with open(TABLE, newline="") as handle:

@@ -19,11 +19,9 @@ import nasnet_app
 from nasnet_app import applications, download, zoo
 from nasnet_app.presets import KERAS_BASE_URL
 from nasnet_app.zoo import api, presets
+from tests.reference_data import shared_data_path
 
-REFERENCE = os.path.join(
-    os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data", "slim-reference",
-    "nasnet_cifar_small",
-)  # fmt: skip
+REFERENCE = shared_data_path("slim-reference/nasnet_cifar_small")
 CIFAR_LABELS = "airplane automobile bird cat deer dog frog horse ship truck".split()
 CIFAR_CONFIG = dict(
     num_blocks=2, penultimate_filters=192, stem="cifar", stem_filters=24, bn_epsilon=1e-5

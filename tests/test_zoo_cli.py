@@ -11,11 +11,9 @@ from PIL import Image
 
 from nasnet_app import cli, download
 from nasnet_app.zoo import presets
+from tests.reference_data import shared_data_path
 
-REFERENCE_CKPT = os.path.join(
-    os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data", "slim-reference",
-    "nasnet_cifar_small", "ckpt", "model.ckpt",
-)  # fmt: skip
+REFERENCE_CKPT = shared_data_path("slim-reference/nasnet_cifar_small/ckpt/model.ckpt")
 CIFAR_LABELS = "airplane automobile bird cat deer dog frog horse ship truck".split()
 
 

@@ -18,10 +18,9 @@ import pytest
 import nasnet_app
 from nasnet_app.zoo import slim
 from nasnet_app.zoo.archive import UnsafeArchiveError
+from tests.reference_data import reference_data, shared_data_path
 
-REFERENCE = os.path.join(
-    os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data", "slim-reference"
-)
+REFERENCE = shared_data_path("slim-reference")
 LOGITS_TOLERANCE = 1e-4
 ENDPOINT_TOLERANCE = 5e-4
 SETS = {
@@ -50,9 +49,7 @@ SETS = {
 
 
 def _reference(name):
-    folder = os.path.join(REFERENCE, name)
-    if not os.path.isdir(folder):
-        pytest.fail(f"reference vectors missing: {folder} (CI reads them from ../shared)")
+    folder = reference_data(f"slim-reference/{name}")
     outputs = np.load(os.path.join(folder, "outputs.npz"))
     return folder, np.load(os.path.join(folder, "input.npy")), outputs
 
