@@ -67,25 +67,18 @@ class NASNet(NASNetImageClassifier):
         stem_filters=32,
         filter_multiplier=2,
         skip_reduction=False,
-        include_top=True,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
+        # keras.applications' arguments
+        include_top=True, input_shape=None, pooling=None, classes=1000,
         classifier_activation="softmax",
-        dropout=0.0,
-        drop_path_keep_prob=1.0,
-        drop_path_total_steps=None,
-        aux_head=False,
-        aux_weight=0.4,
-        bn_momentum=0.9997,
-        bn_epsilon=1e-3,
-        strided_pool_padding="same",
+        # training
+        dropout=0.0, drop_path_keep_prob=1.0, drop_path_total_steps=None, aux_head=False,
+        aux_weight=0.4, bn_momentum=0.9997, bn_epsilon=1e-3, strided_pool_padding="same",
         seed=None,
-        preprocessor=None,
-        class_names=None,
+        # images and classes
+        preprocessor=None, class_names=None,
         name="nasnet",
         **kwargs,
-    ):
+    ):  # fmt: skip
         kwargs.pop("format", None)
         backbone = NASNetBackbone(
             genotype, num_blocks, penultimate_filters, stem, stem_filters, filter_multiplier,
