@@ -201,22 +201,47 @@ def evaluate_model(
     probabilities, labels = predict_split(
         model, data, split, batch_size, value_range, crop_fraction, converter
     )
-    label_map, names = _label_map(data.class_names, class_names, probabilities.shape[1])
-    labels = label_map[labels]
-    report = {
+    if converter is not None:
+        value_range = converter.value_range
+    header = {
         "model": model_name or model.name,
-        "data": data.info.source,
-        "split": split,
         "input_size": list(input_size),
         "value_range": None if value_range is None else list(value_range),
     }
+    return write_report(
+        out_dir, probabilities, labels, data, split, class_names, header,
+        extra=_cost(model, input_size, latency, latency_repeats),
+        max_misclassified=max_misclassified, started=started,
+    )  # fmt: skip
+
+
+def write_report(
+    out_dir, probabilities, labels, data, split, class_names=None, header=None, extra=None,
+    max_misclassified=25, started=None,
+):  # fmt: skip
+    """Writes `report.json` and the figures for predictions of any runtime (Keras, LiteRT).
+
+    Args:
+        out_dir: the report folder.
+        probabilities: `(N, outputs)` in evaluation order; `labels`: the data's labels.
+        data, split: the `ImageData` and split they were made from.
+        class_names: the model's classes by output index (matched to the data's by name).
+        header: leading report fields (model, input size, format, ...).
+        extra: more fields (cost, latency).
+        max_misclassified: images in the misclassified grid.
+        started: `time.time()` at the start, for the report's `seconds`.
+    """
+    label_map, names = _label_map(data.class_names, class_names, probabilities.shape[1])
+    labels = label_map[labels]
+    report = {**(header or {}), "data": data.info.source, "split": split}
     report.update(classification_summary(probabilities, labels, names))
-    report.update(_cost(model, input_size, latency, latency_repeats))
+    report.update(extra or {})
     wrong, report["misclassified"] = _misclassified(
         data, split, probabilities, labels, names, max_misclassified
     )
     report["files"] = _write_figures(out_dir, report, data, split, wrong)
-    report["seconds"] = round(time.time() - started, 3)
+    if started is not None:
+        report["seconds"] = round(time.time() - started, 3)
     atomic_write_json(report["files"]["report"], report)
     return report
 

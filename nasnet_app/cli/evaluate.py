@@ -74,9 +74,7 @@ def _summary_line(report):
 
 def _run_tflite(args, data):
     """The report of `evaluate_model`, for a LiteRT file (no Mult-Adds: it has no Keras graph)."""
-    from nasnet_app.evaluate import report as reports
-    from nasnet_app.evaluate.metrics import classification_summary
-    from nasnet_app.io_utils import atomic_write_json
+    from nasnet_app.evaluate.report import write_report
     from nasnet_app.zoo import tflite
 
     started = time.time()
@@ -84,32 +82,23 @@ def _run_tflite(args, data):
     split = args.split or data.evaluation_split
     data = data.with_image_size(classifier.input_size)
     probabilities, labels = tflite.predict_tflite_split(classifier, data, split, args.batch_size)
-    names = _as_data_names(classifier.metadata.get("class_names"), data.class_names)
-    label_map, names = reports._label_map(data.class_names, names, probabilities.shape[1])
-    labels = label_map[labels]
     converter = classifier.converter
-    report = {
+    header = {
         "model": args.model,
-        "data": data.info.source,
-        "split": split,
         "input_size": list(classifier.input_size),
         "value_range": None if converter.value_range is None else list(converter.value_range),
         "format": "tflite",
         "quantization": classifier.metadata.get("quantization"),
         "file_bytes": os.path.getsize(args.model),
     }
-    report.update(classification_summary(probabilities, labels, names))
+    extra = {}
     if not args.no_latency:
-        report["latency"] = tflite.measure_tflite_latency(classifier)
-        report["latency_ms_per_image"] = {
-            k: v["ms_per_image"] for k, v in report["latency"].items()
-        }
-    wrong, report["misclassified"] = reports._misclassified(
-        data, split, probabilities, labels, names, 25
+        extra["latency"] = tflite.measure_tflite_latency(classifier)
+        extra["latency_ms_per_image"] = {k: v["ms_per_image"] for k, v in extra["latency"].items()}
+    names = _as_data_names(classifier.metadata.get("class_names"), data.class_names)
+    report = write_report(
+        args.out, probabilities, labels, data, split, names, header, extra, started=started
     )
-    report["files"] = reports._write_figures(args.out, report, data, split, wrong)
-    report["seconds"] = round(time.time() - started, 3)
-    atomic_write_json(report["files"]["report"], report)
     print(_summary_line(report))
     return 0
 
