@@ -12,8 +12,6 @@ Example:
 [[1, 0, 0], [1, 0, 1], [0, 0, 0]]
 """
 
-import time
-
 import numpy as np
 
 
@@ -131,24 +129,14 @@ def measure_latency(model, input_shape, batch_sizes=(1, 32), warmup=2, repeats=1
     """
     import tensorflow as tf
 
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"`repeats` must be a positive integer. Received: repeats={repeats!r}")
+    from nasnet_app.timing import time_per_batch
+
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     rng = np.random.default_rng(seed)
-    results = {}
-    for batch in batch_sizes:
-        images = tf.constant(rng.uniform(-1, 1, (batch, *input_shape)).astype(np.float32))
-        for _ in range(warmup):
-            np.asarray(forward(images))
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            np.asarray(forward(images))
-            times.append(time.perf_counter() - start)
-        per_batch = float(np.median(times)) * 1000.0
-        results[f"batch_{batch}"] = {
-            "ms_per_image": per_batch / batch,
-            "ms_per_batch": per_batch,
-            "repeats": repeats,
-        }
-    return results
+
+    def make_input(batch):
+        return tf.constant(rng.uniform(-1, 1, (batch, *input_shape)).astype(np.float32))
+
+    return time_per_batch(
+        lambda x: np.asarray(forward(x)), make_input, batch_sizes, warmup, repeats
+    )

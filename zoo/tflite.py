@@ -36,7 +36,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 import warnings
 
 import numpy as np
@@ -541,25 +540,15 @@ def _dequantize(values, details):
 
 def measure_tflite_latency(classifier, batch_sizes=(1, 32), warmup=2, repeats=10, seed=0):
     """Median interpreter time per call, as `nasnet_app.evaluate.metrics.measure_latency` reports it."""
+    from nasnet_app.timing import time_per_batch
+
     rng = np.random.default_rng(seed)
     low, high = classifier.converter.value_range or (0.0, 255.0)
-    results = {}
-    for batch in batch_sizes:
-        images = rng.uniform(low, high, (batch, *classifier.input_size, 3)).astype(np.float32)
-        for _ in range(warmup):
-            classifier.invoke(images)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            classifier.invoke(images)
-            times.append(time.perf_counter() - start)
-        per_batch = float(np.median(times)) * 1000.0
-        results[f"batch_{batch}"] = {
-            "ms_per_image": per_batch / batch,
-            "ms_per_batch": per_batch,
-            "repeats": repeats,
-        }
-    return results
+
+    def make_input(batch):
+        return rng.uniform(low, high, (batch, *classifier.input_size, 3)).astype(np.float32)
+
+    return time_per_batch(classifier.invoke, make_input, batch_sizes, warmup, repeats)
 
 
 # --------------------------------------------------------------------------- evaluation
