@@ -1,5 +1,7 @@
 """nasnet-app: Neural Architecture Search and NASNet-A cells for Keras 3."""
 
+import re
+
 from setuptools import find_packages, setup
 
 # The repository keeps the design's top-level folders; they install under the
@@ -25,10 +27,14 @@ def _packages():
 
 
 PACKAGES, PACKAGE_DIR = _packages()
+# The one version number lives in nasnet_app/__init__.py (read as text: no import at build time).
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', open("nasnet_app/__init__.py", encoding="utf-8").read(), re.M
+).group(1)
 
 setup(
     name="nasnet-app",
-    version="0.1.0",
+    version=VERSION,
     description="Neural Architecture Search and NASNet-A networks for Keras 3 / TensorFlow",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
