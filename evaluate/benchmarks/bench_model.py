@@ -190,7 +190,7 @@ def _print(table, batch, repeats, policy):
           f"load average {os.getloadavg()[0]:.1f}, TF {tf.__version__}, Keras {keras.__version__}, "
           f"policy {policy or 'float32'}")  # fmt: skip
     print(f"fresh process per measurement, alternating, medians of {repeats}; batch {batch}")
-    print(f"{'arch':<8}{'task':<12}{'keras.applications':>24}{'nasnet_app':>22}{'ratio':>8}")
+    print(f"{'arch':<8}{'task':<12}{'keras.applications':>27} {'nasnet_app':>26}{'ratio':>8}")
     for row in table:
         cells = []
         for kind in IMPLEMENTATIONS:
@@ -201,7 +201,7 @@ def _print(table, batch, repeats, policy):
                 else f"{entry['value']:.3f}{unit} (xla {'on' if entry['jit_compile'] else 'off'})"
             )  # fmt: skip
         ratio = f"{row['ratio']:.2f}" if "ratio" in row else "-"
-        print(f"{row['arch']:<8}{row['task']:<12}{cells[0]:>24}{cells[1]:>22}{ratio:>8}")
+        print(f"{row['arch']:<8}{row['task']:<12}{cells[0]:>27} {cells[1]:>26}{ratio:>8}")
     print("ratio: keras / ours for times, ours / keras for img/s (above 1.0: ours is faster)")
 
 
