@@ -5,12 +5,11 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from nasnet_app.cli import main
 from nasnet_app.io_utils import read_jsonl
+from tests import helpers
 from tests.reference_data import requires, shared_data_path
 
 TABLE = shared_data_path("nasbench201/cifar10.csv")
@@ -82,14 +81,7 @@ def test_bad_command_lines_are_refused_clearly(tmp_path, capsys, argv, message):
 
 
 def image_folder(root, classes=2, per_class=6, size=32):
-    rng = np.random.default_rng(0)
-    for c in range(classes):
-        folder = root / f"class_{c}"
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(folder / f"{i}.png")
-    return root
+    return helpers.image_folder(root, classes, per_class, size)
 
 
 def run_cli(*argv, timeout=600):

@@ -2,23 +2,15 @@
 
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from nasnet_app.cli import main
 from nasnet_app.search.spaces import NASBench201Space
+from tests import helpers
 
 
 def image_folder(root, classes=2, per_class=8, size=16):
-    rng = np.random.default_rng(0)
-    for c in range(classes):
-        folder = root / f"class_{c}"
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(folder / f"{i}.png")
-    return root
+    return helpers.image_folder(root, classes, per_class, size)
 
 
 TINY = [
