@@ -17,7 +17,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/nasnet-app demo --out demo_output
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --dist loadgroup -q tests
+	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=10 tests
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -n 2 -q -m "not slow" tests

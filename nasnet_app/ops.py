@@ -19,7 +19,50 @@ STRIDED_POOL_PADDINGS = ("same", "zeros")
 
 
 def batch_norm(name, momentum, epsilon):
-    return layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)
+    return BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)
+
+
+@keras.saving.register_keras_serializable(package="nasnet_app")
+class BatchNormalization(layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` computed by TensorFlow's fused kernel.
+
+    Same weights, same moving-average rule, same function (within float
+    rounding). Keras' own layer spells the normalization out in elementwise
+    ops; the fused op is one kernel in training and, at inference, lets
+    TensorFlow's graph optimizer fold it into the convolution before it. Other
+    inputs than 4-D channels-last ones fall back to Keras' layer. The class keeps
+    Keras' name: `.keras` files locate a sub-layer's weights by its class name.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None or self.renorm or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+            return super().call(inputs, training=training, mask=mask)
+        x = inputs
+        if x.dtype not in (tf.float32, tf.bfloat16, tf.float16):
+            x = tf.cast(x, tf.float32)
+        channels = x.shape[-1]
+        scale = self.gamma if self.scale else tf.ones([channels], tf.float32)
+        offset = self.beta if self.center else tf.zeros([channels], tf.float32)
+        mean = tf.convert_to_tensor(self.moving_mean)
+        variance = tf.convert_to_tensor(self.moving_variance)
+        if training and self.trainable:
+            y, batch_mean, batch_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=x, scale=scale, offset=offset, mean=tf.zeros_like(mean),
+                variance=tf.ones_like(variance), epsilon=self.epsilon, is_training=True,
+            )  # fmt: skip
+            # The kernel returns the unbiased variance; Keras averages the biased one.
+            count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+            batch_variance = batch_variance * (count - 1.0) / tf.maximum(count, 1.0)
+            self.moving_mean.assign(mean * self.momentum + batch_mean * (1.0 - self.momentum))
+            self.moving_variance.assign(
+                variance * self.momentum + batch_variance * (1.0 - self.momentum)
+            )
+        else:
+            y, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=x, scale=scale, offset=offset, mean=mean, variance=variance,
+                epsilon=self.epsilon, is_training=False,
+            )  # fmt: skip
+        return tf.cast(y, self.compute_dtype)
 
 
 def conv(filters, kernel_size, name, strides=1, dilation_rate=1):
@@ -38,21 +81,35 @@ def conv(filters, kernel_size, name, strides=1, dilation_rate=1):
 def _same_padding(size, kernel, stride):
     """TF's SAME padding amounts (before, after) for one spatial dimension."""
     out = (size + stride - 1) // stride
-    total = tf.maximum((out - 1) * stride + kernel - size, 0)
+    total = (out - 1) * stride + kernel - size
+    total = max(total, 0) if isinstance(total, int) else tf.maximum(total, 0)
     return total // 2, total - total // 2
 
 
 def zero_pad_same(x, kernel, stride):
     """Pads with zeros exactly where a SAME convolution would pad."""
-    shape = tf.shape(x)
-    top, bottom = _same_padding(shape[1], kernel, stride)
-    left, right = _same_padding(shape[2], kernel, stride)
+    # Static sizes give a constant padding that graph optimizers can fuse.
+    height, width = (
+        size if size is not None else tf.shape(x)[axis]
+        for axis, size in ((1, x.shape[1]), (2, x.shape[2]))
+    )
+    top, bottom = _same_padding(height, kernel, stride)
+    left, right = _same_padding(width, kernel, stride)
     return tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
 
 
 def _reduced(size, strides):
     """Spatial size after a SAME-padded stride (None stays None)."""
     return None if size is None else -(-size // strides)
+
+
+def _pad_to(x, reference):
+    """Pads `x` with zeros at the bottom and right to `reference`'s height and width."""
+    known = x.shape[1:3] + reference.shape[1:3]
+    if None not in known and x.shape[1:3] == reference.shape[1:3]:
+        return x
+    size, target = tf.shape(x), tf.shape(reference)
+    return tf.pad(x, [[0, 0], [0, target[1] - size[1]], [0, target[2] - size[2]], [0, 0]])
 
 
 def build_sequence(parts, input_shape):
@@ -276,10 +333,13 @@ class FactorizedReduction(layers.Layer):
         if strides == 1:
             self.parts = {"conv": conv(filters, 1, "conv"), "bn": bn}
         else:
+            # The 1x1 convolutions subsample themselves (a strided 1x1 conv reads
+            # exactly the pixels `x[:, ::s, ::s]` would keep): a strided slice
+            # before them was the slowest op of NASNetMobile's inference on CPU.
             half = filters // 2
             self.parts = {
-                "path1_conv": conv(half, 1, "path1_conv"),
-                "path2_conv": conv(filters - half, 1, "path2_conv"),
+                "path1_conv": conv(half, 1, "path1_conv", strides),
+                "path2_conv": conv(filters - half, 1, "path2_conv", strides),
                 "bn": bn,
             }
 
@@ -288,21 +348,20 @@ class FactorizedReduction(layers.Layer):
             x = tf.nn.relu(x)
         if self.strides == 1:
             return self.parts["bn"](self.parts["conv"](x), training=training)
-        s = self.strides
-        path1 = self.parts["path1_conv"](x[:, ::s, ::s, :])
-        shifted = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
-        path2 = self.parts["path2_conv"](shifted[:, ::s, ::s, :])
+        path1 = self.parts["path1_conv"](x)
+        # Path 2 reads the pixels one step down and right; where that runs past an
+        # odd border, TF-Slim pads with zeros, and a bias-free 1x1 conv of zeros is
+        # zero, so padding its output is the same and cheaper.
+        path2 = self.parts["path2_conv"](x[:, 1:, 1:, :])
+        path2 = _pad_to(path2, path1)
         return self.parts["bn"](tf.concat([path1, path2], axis=-1), training=training)
 
     def build(self, input_shape):
         if self.strides == 1:
             build_sequence(self.parts.values(), input_shape)
         else:
-            batch, height, width, channels = input_shape
-            s = self.strides
-            subsampled = (batch, _reduced(height, s), _reduced(width, s), channels)
             for name in ("path1_conv", "path2_conv"):
-                self.parts[name].build(subsampled)
+                self.parts[name].build(input_shape)
             self.parts["bn"].build(self.compute_output_shape(input_shape))
         self.built = True
 
