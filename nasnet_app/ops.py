@@ -29,17 +29,15 @@ class BatchNormalization(layers.BatchNormalization):
     Same weights, same moving-average rule, same function (within float
     rounding). Keras' own layer spells the normalization out in elementwise
     ops; the fused op is one kernel in training and, at inference, lets
-    TensorFlow's graph optimizer fold it into the convolution before it. Other
-    inputs than 4-D channels-last ones fall back to Keras' layer. The class keeps
+    TensorFlow's graph optimizer fold it into the convolution before it. Inputs
+    other than 4-D channels-last float32 ones fall back to Keras' layer. The class keeps
     Keras' name: `.keras` files locate a sub-layer's weights by its class name.
     """
 
     def call(self, inputs, training=None, mask=None):
-        if mask is not None or self.renorm or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+        if not self._fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
-        x = inputs
-        if x.dtype not in (tf.float32, tf.bfloat16, tf.float16):
-            x = tf.cast(x, tf.float32)
+        x = tf.cast(inputs, tf.float32)
         channels = x.shape[-1]
         scale = self.gamma if self.scale else tf.ones([channels], tf.float32)
         offset = self.beta if self.center else tf.zeros([channels], tf.float32)
@@ -63,6 +61,18 @@ class BatchNormalization(layers.BatchNormalization):
                 epsilon=self.epsilon, is_training=False,
             )  # fmt: skip
         return tf.cast(y, self.compute_dtype)
+
+    def _fusable(self, inputs, mask):
+        # Under bf16/fp16 policies TensorFlow's CPU graph optimizer does not fold
+        # the fused op into the convolution and the kernel alone is slower than
+        # Keras' float32 arithmetic (measured: README, Benchmarks).
+        return (
+            mask is None
+            and not self.renorm
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and self.compute_dtype == "float32"
+        )
 
 
 def conv(filters, kernel_size, name, strides=1, dilation_rate=1):
