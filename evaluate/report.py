@@ -111,6 +111,13 @@ def predict_split(
     return _as_probabilities(np.concatenate(outputs), model), np.concatenate(labels)
 
 
+def _compute_dtype(model):
+    """The dtype the model's layers compute in (`"float32"`, `"bfloat16"`, ...)."""
+    dtypes = {layer.compute_dtype for layer in model._flatten_layers() if layer.weights}
+    lower = sorted(dtypes - {"float32"})
+    return lower[0] if lower else "float32"
+
+
 def _own_converter(model):
     from nasnet_app.preprocessing import NASNetImageConverter
 
@@ -207,6 +214,7 @@ def evaluate_model(
         "model": model_name or model.name,
         "input_size": list(input_size),
         "value_range": None if value_range is None else list(value_range),
+        "compute_dtype": _compute_dtype(model),
     }
     return write_report(
         out_dir, probabilities, labels, data, split, class_names, header,

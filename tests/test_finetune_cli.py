@@ -205,3 +205,18 @@ def test_finetune_holds_validation_out_of_train_and_says_so(tmp_path, capsys):
     argv += ["--out", str(tmp_path / "r2"), "--batch-size", "4", "--quiet"]
     assert main([*argv, "--validation-split", "test"]) == 0
     assert "validation: test" in capsys.readouterr().out
+
+
+def test_evaluate_with_mixed_precision(folder, tmp_path, capsys):
+    model = _tiny_keras_file(str(tmp_path / "m.keras"))
+    with open(tmp_path / "classes.json", "w") as handle:
+        json.dump({"class_names": ["left", "right", "a", "b", "c"]}, handle)
+    out = str(tmp_path / "report")
+    argv = ["evaluate", "--model", model, "--data", folder, "--out", out, "--no-latency"]
+    assert main(argv + ["--mixed-precision"]) == 0, capsys.readouterr().err
+    with open(os.path.join(out, "report.json")) as handle:
+        assert json.load(handle)["compute_dtype"] == "bfloat16"
+    assert keras.config.dtype_policy().name == "float32"  # restored for the caller
+    argv = ["evaluate", "--model", str(tmp_path / "m.tflite"), "--data", folder, "--out", out]
+    assert main(argv + ["--mixed-precision"]) == 2
+    assert "applies to Keras models" in one_error_line(capsys, "evaluate")

@@ -13,7 +13,9 @@ in a fresh Python process and the two implementations alternating:
 * `train_step`: seconds per `train_on_batch` step at `--batch` (SGD).
 
 Inference and training are timed with XLA off and on (`jit_compile`) for both
-models, and the best setting of each is compared (and named). `--policy
+models, and the best setting of each is compared (and named); `--xla off` or
+`--xla on` times one setting only (an XLA compile of the training step takes
+minutes per process on a 2-core CPU). `--policy
 mixed_bfloat16` times Keras' bf16 mixed precision instead of float32. Prints
 medians over `--repeats` and the ratio keras / ours for times (above 1.0 means
 ours is faster) and ours / keras for throughput.
@@ -134,14 +136,17 @@ def _tasks(arch, tasks):
     return tasks
 
 
-def run(archs, tasks, repeats, batch, steps, policy, out=None):
+XLA_SETTINGS = {"both": (False, True), "off": (False,), "on": (True,)}
+
+
+def run(archs, tasks, repeats, batch, steps, policy, out=None, xla="both"):
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for arch in archs:
             files = _prepare_files(arch, folder)
             kinds = IMPLEMENTATIONS if arch != "cifar" else ("nasnet_app",)
             for task in _tasks(arch, tasks):
-                for jit in (False, True) if task in RUN_TASKS else (False,):
+                for jit in XLA_SETTINGS[xla] if task in RUN_TASKS else (False,):
                     for _ in range(repeats):
                         for kind in kinds:
                             value = _run_child(
@@ -216,6 +221,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--policy", default=None, choices=["mixed_bfloat16"])
+    parser.add_argument("--xla", default="both", choices=sorted(XLA_SETTINGS))
     parser.add_argument("--out", default=None, help="write the table as JSON")
     args = parser.parse_args(argv)
     if args.child:
@@ -223,7 +229,10 @@ def main(argv=None):
         return 0
     if args.repeats < 1 or args.steps < 1 or args.batch < 1:
         parser.error("--repeats, --steps and --batch must be positive")
-    run(args.arch, args.tasks, args.repeats, args.batch, args.steps, args.policy, args.out)
+    run(
+        args.arch, args.tasks, args.repeats, args.batch, args.steps, args.policy, args.out,
+        args.xla,
+    )  # fmt: skip
     return 0
 
 

@@ -164,6 +164,41 @@ def model_class_names(model, model_path=None):
         raise CommandFailed(str(error)) from None
 
 
+def add_mixed_precision(parser, what):
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help=f"{what} in bfloat16 on a CPU (float16 on a GPU), weights in float32",
+    )
+
+
+@contextlib.contextmanager
+def mixed_precision(args):
+    """Runs the block under the mixed dtype policy if `--mixed-precision` asks for it.
+
+    Set before the model is built or loaded (layers take the policy then), and
+    restored after, for callers of `nasnet_app.cli.main` in the same process.
+    """
+    if not args.mixed_precision:
+        yield
+        return
+    if (getattr(args, "model", None) or "").endswith(".tflite"):
+        raise UsageError(
+            "`--mixed-precision` applies to Keras models; a .tflite file runs in the precision "
+            "it was exported with (see `export --quantize`)."
+        )
+    import keras
+
+    from nasnet_app.finetune import mixed_precision_policy
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(mixed_precision_policy(True))
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def load_model(path, option="--model"):
     """A `.keras` model, checked first so that a wrong file gets a message naming it."""
     check_keras_file(path, option)

@@ -30,6 +30,7 @@ def add_parser(subparsers):
         "--batch-size", type=_common.positive_int, default=32, help="images per model call"
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+    _common.add_mixed_precision(parser, "run the model")
     parser.set_defaults(run=run, tensorflow=True)
 
 
@@ -77,6 +78,11 @@ def _print(records, as_json):
 
 
 def run(args):
+    with _common.mixed_precision(args):
+        return _run(args)
+
+
+def _run(args):
     if args.model and args.weights:
         raise _common.UsageError("`--weights` goes with --preset, not with --model.")
     images, bad = _common.read_images(_common.image_files(args.images))

@@ -29,6 +29,7 @@ def add_parser(subparsers):
     parser.add_argument("--split", help="default: test, else val, else all images")
     parser.add_argument("--batch-size", type=_common.positive_int, default=32)
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    _common.add_mixed_precision(parser, "run the model")
     _common.add_skip_bad_images(parser)
     parser.set_defaults(run=run, tensorflow=True)
 
@@ -104,6 +105,11 @@ def _run_tflite(args, data):
 
 
 def run(args):
+    with _common.mixed_precision(args):
+        return _run(args)
+
+
+def _run(args):
     from nasnet_app.evaluate.report import evaluate_model
 
     data = _common.check_data_source(args.data, **_common.bad_image_options(args, args.out))

@@ -79,7 +79,7 @@ def add_parser(subparsers):
         default=0.6,
         help="--genotype only (default 0.6)",
     )
-    parser.add_argument("--mixed-precision", action="store_true")
+    _common.add_mixed_precision(parser, "train")
     parser.add_argument("--seed", type=count, default=0)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch, no bars")
