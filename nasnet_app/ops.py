@@ -115,8 +115,7 @@ def _reduced(size, strides):
 
 def _pad_to(x, reference):
     """Pads `x` with zeros at the bottom and right to `reference`'s height and width."""
-    known = x.shape[1:3] + reference.shape[1:3]
-    if None not in known and x.shape[1:3] == reference.shape[1:3]:
+    if None not in x.shape[1:3] and x.shape[1:3] == reference.shape[1:3]:
         return x
     size, target = tf.shape(x), tf.shape(reference)
     return tf.pad(x, [[0, 0], [0, target[1] - size[1]], [0, target[2] - size[2]], [0, 0]])
