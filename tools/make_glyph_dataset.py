@@ -29,14 +29,28 @@ SIZE = 32
 RENDER = 96  # drawn at 3x, then reduced: smooth edges as in photographs of type
 
 
-def find_fonts():
+def _fonts_under(folders, prefix=""):
     fonts = sorted(
         path
-        for folder in FONT_DIRS
+        for folder in folders
         for pattern in ("**/*.ttf", "**/*.otf")
         for path in glob.glob(os.path.join(folder, pattern), recursive=True)
     )
-    return [f for f in fonts if "Math" not in os.path.basename(f)]
+    return [
+        f
+        for f in fonts
+        if os.path.basename(f).startswith(prefix) and "Math" not in os.path.basename(f)
+    ]
+
+
+def find_fonts():
+    """The system's fonts; on a machine without them, the DejaVu fonts matplotlib ships."""
+    fonts = _fonts_under(FONT_DIRS)
+    if len(fonts) >= 2:
+        return fonts
+    import matplotlib
+
+    return _fonts_under([os.path.join(matplotlib.get_data_path(), "fonts", "ttf")], "DejaVu")
 
 
 def split_fonts(fonts, test_share=0.25, seed=0):
