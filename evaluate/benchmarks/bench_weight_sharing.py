@@ -16,6 +16,14 @@ Three parts:
   as a standalone child (NAS-Bench-201: `build_nasbench201_child`; NASNet
   space: `nasnet_app.NASNet` of the decoded genotype), and the process RSS
   over 1,000 supernet steps, each with a fresh architecture.
+* `rank`: the diagnostic behind the search's results: the supernet alone
+  trained with one sampling rule (`uniform`, `fair`: FairNAS strict
+  fairness, every edge takes every op once per block of steps; `fixed`: one
+  architecture, the control that the supernet itself trains like a
+  standalone child), optionally only over some ops (`--train-ops`), and
+  every `--eval-every` steps the Kendall tau between supernet and table
+  accuracy over random cells (all, and connected ones only), the mean path
+  accuracy, and the correlation of each op's count with both.
 * `report`: the table of every `result.json` under a folder, with the
   published and table references.
 
@@ -23,6 +31,7 @@ Run:
 
     python evaluate/benchmarks/bench_weight_sharing.py search --out bench_ws --epochs 30
     python evaluate/benchmarks/bench_weight_sharing.py steps
+    python evaluate/benchmarks/bench_weight_sharing.py rank --steps 3000 --sampling uniform
     python evaluate/benchmarks/bench_weight_sharing.py report bench_ws
 """
 
@@ -297,6 +306,113 @@ def command_steps(args):
             json.dump(payload, handle, indent=1)
 
 
+def is_connected(arch):
+    """Whether a NAS-Bench-201 cell has a path of non-`none` edges from its input to output."""
+    reached = {0}
+    for node, edges in enumerate(arch.strip("|").split("|+|"), start=1):
+        sources = [int(e.split("~")[1]) for e in edges.split("|") if not e.startswith("none")]
+        if reached.intersection(sources):
+            reached.add(node)
+    return 3 in reached
+
+
+def training_paths(space, sampling, ops, rng, fixed=None):
+    """An endless stream of action lists for the supernet's training steps."""
+    allowed = [space.ops.index(op) for op in ops]
+    edges = len(space.num_choices())
+    if sampling == "fixed":
+        actions = space.encode(fixed)
+        while True:
+            yield actions
+    while True:
+        if sampling == "uniform":
+            yield [int(rng.choice(allowed)) for _ in range(edges)]
+            continue
+        blocks = np.stack([rng.permutation(allowed) for _ in range(edges)], axis=1)
+        for row in blocks:
+            yield [int(a) for a in row]
+
+
+def op_count_correlations(space, cells, supernet_acc, table_acc):
+    rows = {}
+    for index, op in enumerate(space.ops):
+        counts = [sum(a == index for a in c) for c in cells]
+        rows[op] = (
+            float(np.corrcoef(counts, supernet_acc)[0, 1]),
+            float(np.corrcoef(counts, table_acc)[0, 1]),
+        )
+    return rows
+
+
+def command_rank(args):
+    from nasnet_app.search.spaces import NASBench201Space
+    from nasnet_app.search.weight_sharing import (
+        WeightSharingSearch,
+        _augment,
+        evaluation_order,
+        table_accuracies,
+    )
+
+    train, val = load_arrays(args.data, args.cache, args.limit)
+    space = NASBench201Space()
+    search = WeightSharingSearch(
+        space,
+        algorithm="random",
+        supernet_kwargs={"channels": args.channels, "cells_per_stage": args.cells_per_stage},
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    search._build(args.seed)
+    rng = np.random.default_rng(args.seed)
+    tau_rng = np.random.default_rng(1000 + args.seed)
+    cells = [space.random_actions(tau_rng) for _ in range(args.tau_cells)]
+    archs = [space.decode(c) for c in cells]
+    table_acc = 100 * np.asarray(table_accuracies(args.table, archs))
+    connected = np.asarray([is_connected(a) for a in archs])
+    subset = evaluation_order(len(val[1]))[: args.tau_images]
+    images, labels = val[0][subset], val[1][subset]
+    paths = training_paths(space, args.sampling, args.train_ops or space.ops, rng, args.fixed)
+    low = search.min_learning_rate
+    results, start, losses = [], time.time(), []
+    for step in range(1, args.steps + 1):
+        lr = low + 0.5 * (args.learning_rate - low) * (1 + np.cos(np.pi * (step - 1) / args.steps))
+        index = rng.integers(0, len(train[1]), args.batch_size)
+        batch = _augment(train[0][index], rng)
+        losses.append(search.train_on_batch(batch, train[1][index], next(paths), lr)[0])
+        if step % args.eval_every and step != args.steps:
+            continue
+        acc = 100 * np.asarray([search.accuracy(images, labels, c) for c in cells])
+        row = {
+            "step": step,
+            "train_seconds": time.time() - start,
+            "loss": float(np.mean(losses[-args.eval_every :])),
+            "tau": kendall_tau(acc, table_acc),
+            "tau_connected": kendall_tau(acc[connected], table_acc[connected]),
+            "mean_path_accuracy": float(acc.mean()),
+            "op_count_correlation": op_count_correlations(space, cells, acc, table_acc),
+            "top5_by_supernet_table_mean": float(table_acc[np.argsort(-acc)[:5]].mean()),
+        }
+        results.append(row)
+        print(
+            f"step {step}: loss {row['loss']:.3f} tau {row['tau']:+.3f} "
+            f"(connected {row['tau_connected']:+.3f}) mean path acc "
+            f"{row['mean_path_accuracy']:.1f}% top-5 table {row['top5_by_supernet_table_mean']:.2f}"
+            f" [{row['train_seconds']:.0f}s]",
+            flush=True,
+        )
+    correlations = results[-1]["op_count_correlation"]
+    print(
+        "op count vs accuracy (supernet, table): "
+        + ", ".join(f"{op} {a:+.2f}/{b:+.2f}" for op, (a, b) in correlations.items())
+    )
+    if args.json:
+        payload = {"config": vars(args), "load": os.getloadavg(), "results": results}
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=1)
+    return results
+
+
 def command_report(args):
     rows = []
     for root, _, files in os.walk(args.folder):
@@ -355,6 +471,24 @@ def main(argv=None):
     steps.add_argument("--repeats", type=int, default=20)
     steps.add_argument("--rss-steps", type=int, default=1000)
     steps.add_argument("--json", default=None)
+    rank = sub.add_parser("rank", help="the supernet's ranking of random cells as it trains")
+    rank.add_argument("--data", default=DEFAULT_DATA)
+    rank.add_argument("--table", default=DEFAULT_TABLE)
+    rank.add_argument("--cache", default=None, help="an .npz of the decoded split (reused)")
+    rank.add_argument("--sampling", choices=["uniform", "fair", "fixed"], default="uniform")
+    rank.add_argument("--fixed", default=None, help="the arch string of --sampling fixed")
+    rank.add_argument("--train-ops", nargs="+", default=None, help="ops of the training paths")
+    rank.add_argument("--steps", type=int, default=3000)
+    rank.add_argument("--eval-every", type=int, default=1500)
+    rank.add_argument("--channels", type=int, default=8)
+    rank.add_argument("--cells-per-stage", type=int, default=2)
+    rank.add_argument("--batch-size", type=int, default=64)
+    rank.add_argument("--learning-rate", type=float, default=0.05)
+    rank.add_argument("--tau-cells", type=int, default=100)
+    rank.add_argument("--tau-images", type=int, default=1000)
+    rank.add_argument("--seed", type=int, default=0)
+    rank.add_argument("--limit", type=int, default=None, help="images per split (smoke runs)")
+    rank.add_argument("--json", default=None)
     report = sub.add_parser("report", help="the table of the results under a folder")
     report.add_argument("folder")
     args = parser.parse_args(argv)
@@ -364,6 +498,10 @@ def main(argv=None):
         command_search(args)
     elif args.command == "steps":
         command_steps(args)
+    elif args.command == "rank":
+        if args.sampling == "fixed" and not args.fixed:
+            parser.error("--sampling fixed needs --fixed ARCH")
+        command_rank(args)
     else:
         command_report(args)
 

@@ -1,0 +1,47 @@
+import itertools
+
+import numpy as np
+
+from nasnet_app.search.spaces import NASBench201Space
+from tests.helpers import load_benchmark
+
+bench = load_benchmark("bench_weight_sharing")
+
+
+def test_kendall_tau_of_orders():
+    assert bench.kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert bench.kendall_tau([1, 2, 3, 4], [40, 30, 20, 10]) == -1.0
+
+
+def test_connected_cells_have_a_path_without_none():
+    space = NASBench201Space()
+    assert bench.is_connected("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    assert bench.is_connected("|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|")
+    assert not bench.is_connected("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    assert not bench.is_connected(space.decode([0] * 6))
+    # Brute force over the two-op space: connected iff some input-output path avoids `none`.
+    ops = ("none", "skip_connect")
+    small = NASBench201Space(ops=ops)
+    paths = [(3,), (0, 4), (1, 5), (0, 2, 5)]  # 0->3; 0->1->3; 0->2->3; 0->1->2->3 (edge ids)
+    for actions in itertools.product(range(2), repeat=6):
+        expected = any(all(actions[e] for e in path) for path in paths)
+        assert bench.is_connected(small.decode(list(actions))) == expected, actions
+
+
+def test_training_paths_fair_blocks_give_every_op_to_every_edge_once():
+    space = NASBench201Space()
+    ops = [op for op in space.ops if op != "none"]
+    stream = bench.training_paths(space, "fair", ops, np.random.default_rng(0))
+    for _ in range(3):
+        block = np.array([next(stream) for _ in ops])
+        for edge in block.T:
+            assert sorted(edge) == sorted(space.ops.index(op) for op in ops)
+
+
+def test_training_paths_uniform_and_fixed():
+    space = NASBench201Space()
+    stream = bench.training_paths(space, "uniform", ["skip_connect"], np.random.default_rng(0))
+    assert next(stream) == [space.ops.index("skip_connect")] * 6
+    arch = space.decode([3, 3, 4, 1, 3, 1])
+    fixed = bench.training_paths(space, "fixed", space.ops, None, fixed=arch)
+    assert next(fixed) == next(fixed) == [3, 3, 4, 1, 3, 1]
