@@ -217,6 +217,11 @@ class WeightSharingSearch:
         derive_samples: K, the architectures scored at the end.
         derive_images: validation images used to score each of them
             (default: the whole validation split).
+        training_ops: the ops the uniformly sampled training paths draw from
+            (warm-up and the random arm; default: all of the space's). The
+            search space stays whole: derivation and controller sample every
+            op. On NAS-Bench-201, leaving out `none` (no weights, it only cuts
+            paths) ranks cells better at CPU budgets (README: weight sharing).
         strategy: a `tf.distribute.Strategy` for the supernet (default: none).
         seed: the run's seed (`None`: random).
     """
@@ -237,6 +242,7 @@ class WeightSharingSearch:
         steps_per_epoch=None,
         derive_samples=10,
         derive_images=None,
+        training_ops=None,
         strategy=None,
         seed=None,
         controller_steps=None,
@@ -266,11 +272,24 @@ class WeightSharingSearch:
         self.derive_images = (
             None if derive_images is None else _check_int("derive_images", derive_images)
         )
+        self.training_ops = self._check_training_ops(space, training_ops)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.seed = seed
         self.stop_reason = None
         self.history = None
         self._built = False
+
+    @staticmethod
+    def _check_training_ops(space, training_ops):
+        if training_ops is None:
+            return None
+        if not isinstance(space, NASBench201Space):
+            _fail("training_ops", "None outside the NAS-Bench-201 space", training_ops)
+        ops = space.ops
+        chosen = [training_ops] if isinstance(training_ops, str) else list(training_ops)
+        if not chosen or set(chosen) - set(ops):
+            _fail("training_ops", f"a non-empty list of the space's ops {ops}", training_ops)
+        return [op for op in ops if op in chosen]
 
     @staticmethod
     def _resolve_settings(settings, controller_steps, aggregate):
@@ -419,6 +438,16 @@ class WeightSharingSearch:
         sample = self.algorithm.controller.sample(num, self.algorithm.rng)
         return sample["actions"], sample["log_prob"].tolist(), sample["entropy"].tolist()
 
+    def training_path(self, uniform):
+        """The architecture of one supernet step: uniform over `training_ops` when
+        sampling uniformly, else the policy's."""
+        if not uniform or self.training_ops is None:
+            return self.sample_architectures(1, uniform=uniform)[0][0]
+        allowed = [self.space.ops.index(op) for op in self.training_ops]
+        rng = self.algorithm.rng
+        edges = len(self.space.num_choices())
+        return np.asarray([allowed[int(rng.integers(len(allowed)))] for _ in range(edges)])
+
     def sample_policy(self, num, rng):
         """`num` architectures of the current policy, drawn with `rng` (no run state touched)."""
         if self.algorithm_name == "random":
@@ -556,6 +585,7 @@ class WeightSharingSearch:
             "steps_per_epoch": self.steps_per_epoch,
             "derive_samples": self.derive_samples,
             "derive_images": self.derive_images,
+            "training_ops": self.training_ops,
         }
 
     def _run_info(self):
@@ -621,7 +651,7 @@ class WeightSharingSearch:
             index = np.take(
                 order, range(step * self.batch_size, (step + 1) * self.batch_size), mode="wrap"
             )
-            actions = self.sample_architectures(1, uniform=uniform)[0][0]
+            actions = self.training_path(uniform)
             batch = _augment(images[index], self.data_rng)
             loss, accuracy = self.train_on_batch(batch, labels[index], actions, lr)
             losses.append(loss)

@@ -193,6 +193,8 @@ def test_bad_arguments_are_named():
         _search(algorithm="ppo")
     with pytest.raises(ValueError, match="`settings` must be"):
         _search(settings={"units": 8, "learning": 1})
+    with pytest.raises(ValueError, match="`training_ops` must be"):
+        _search(training_ops=["conv9x9"])
     search = _search()
     with pytest.raises(ValueError, match="`train_data` must be"):
         search.search(_data()[0], _data(), epochs=1, verbose=0)
@@ -202,3 +204,14 @@ def test_existing_run_needs_resume(enas_run):
     directory = enas_run[3]
     with pytest.raises(FileExistsError, match="resume=True"):
         _search().search(_data(), _data(seed=1), epochs=2, directory=directory, verbose=0)
+
+
+def test_training_ops_restrict_uniform_training_paths_only():
+    search = _search(training_ops=["skip_connect", "nor_conv_3x3"])
+    search._build(0)
+    allowed = {search.space.ops.index("skip_connect"), search.space.ops.index("nor_conv_3x3")}
+    paths = [search.training_path(uniform=True) for _ in range(50)]
+    assert set(np.concatenate(paths)) == allowed
+    # The space stays whole: uniform samples of the search (derivation, monitor) use every op.
+    sampled = search.sample_architectures(50, uniform=True)[0]
+    assert set(np.concatenate(sampled)) == set(range(len(search.space.ops)))

@@ -46,6 +46,8 @@ def test_random_arm_from_the_shell(tmp_path):
         (["--space", "macro", "--data", "demo"], "--weight-sharing needs --space nasnet"),
         (["--space", "nasbench201", "--table", "t.csv"], "give --data DIR"),
         (["--space", "nasnet", "--data", "demo", "--algorithm", "ppo"], "reinforce (ENAS) or"),
+        (["--space", "nasnet", "--data", "demo", "--training-ops", "none"], "--training-ops"),
+        (["--space", "nasbench201", "--data", "demo", "--training-ops", "conv"], "conv"),
     ],
 )
 def test_bad_weight_sharing_command_lines_are_usage_errors(tmp_path, capsys, extra, message):
@@ -53,3 +55,14 @@ def test_bad_weight_sharing_command_lines_are_usage_errors(tmp_path, capsys, ext
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_nasbench201_defaults_are_the_ranked_supernet(tmp_path):
+    data, out = image_folder(tmp_path / "images"), tmp_path / "run"
+    argv = ["search", "--space", "nasbench201", "--weight-sharing", "--data", str(data)]
+    width = TINY.index("--child-filters")
+    tiny = TINY[:width] + TINY[width + 4 :]  # without --child-filters 4 --child-blocks 1
+    assert main([*argv, *tiny, "--out", str(out)]) == 0
+    run = json.loads((out / "run.json").read_text())["algorithm_config"]
+    assert run["supernet"]["channels"] == 16 and run["supernet"]["cells_per_stage"] == 1
+    assert run["training_ops"] == ["skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]

@@ -109,6 +109,7 @@ def run_search(args, arm, seed):
         derive_samples=args.derive_samples,
         derive_images=args.derive_images,
         steps_per_epoch=args.steps_per_epoch,
+        training_ops=args.training_ops,
         seed=seed,
     )
     monitor = PolicyTableMonitor(args.table, samples=1000, path=os.path.join(out, "policy.jsonl"))
@@ -439,7 +440,15 @@ def command_report(args):
         print(f"  reference {name}: {value:.2f}")
 
 
+def cli_defaults():
+    """`nasnet-app search --space nasbench201 --weight-sharing`'s defaults (one source)."""
+    from nasnet_app.cli.search import WEIGHT_SHARING_DEFAULTS, WEIGHT_SHARING_NB201_DEFAULTS
+
+    return {**WEIGHT_SHARING_DEFAULTS, **WEIGHT_SHARING_NB201_DEFAULTS}
+
+
 def main(argv=None):
+    defaults = cli_defaults()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     search = sub.add_parser("search", help="real NAS-Bench-201 searches on CIFAR-10")
@@ -449,14 +458,15 @@ def main(argv=None):
     search.add_argument("--out", default="bench_weight_sharing")
     search.add_argument("--arms", nargs="+", default=["enas", "random"])
     search.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    search.add_argument("--epochs", type=int, default=30)
+    search.add_argument("--epochs", type=int, default=defaults["epochs"])
     search.add_argument("--max-seconds", type=float, default=None)
-    search.add_argument("--channels", type=int, default=8)
-    search.add_argument("--cells-per-stage", type=int, default=2)
-    search.add_argument("--batch-size", type=int, default=64)
+    search.add_argument("--channels", type=int, default=defaults["child_filters"])
+    search.add_argument("--cells-per-stage", type=int, default=defaults["child_blocks"])
+    search.add_argument("--batch-size", type=int, default=defaults["child_batch_size"])
+    search.add_argument("--training-ops", nargs="+", default=defaults["training_ops"])
     search.add_argument("--warmup-epochs", type=int, default=None)
     search.add_argument("--steps-per-epoch", type=int, default=None)
-    search.add_argument("--derive-samples", type=int, default=10)
+    search.add_argument("--derive-samples", type=int, default=defaults["derive_samples"])
     search.add_argument("--derive-images", type=int, default=None)
     search.add_argument("--tau-cells", type=int, default=200)
     search.add_argument("--tau-images", type=int, default=1000)

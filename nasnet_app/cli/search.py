@@ -205,7 +205,11 @@ def _settings(args):
             f"{args.out} already holds a search run. Add --resume to continue it, or choose "
             "another --out."
         )
-    defaults = {**DEFAULTS, **WEIGHT_SHARING_DEFAULTS} if given.get("weight_sharing") else DEFAULTS
+    defaults = DEFAULTS
+    if given.get("weight_sharing"):
+        defaults = {**DEFAULTS, **WEIGHT_SHARING_DEFAULTS}
+        if given.get("space") == "nasbench201":
+            defaults.update(WEIGHT_SHARING_NB201_DEFAULTS)
     settings = {**defaults, **given}
     settings.setdefault("seed", random.SystemRandom().randrange(2**31 - 1))
     # The controller settings come from the first budget; --resume --trials N keeps them.
@@ -423,6 +427,15 @@ WEIGHT_SHARING_DEFAULTS = {
     "val_fraction": 0.5,
     "derive_samples": 10,
 }
+# NAS-Bench-201 supernet: one wide cell per stage, and training paths without
+# `none`. `bench_weight_sharing.py rank` on CIFAR-10 (6,000 uniform steps):
+# Kendall tau of supernet vs table accuracy +0.32 for C = 16, N = 1 without
+# `none`, against +0.04 with C = 8, N = 2 without `none`, and -0.16 with all ops.
+WEIGHT_SHARING_NB201_DEFAULTS = {
+    "child_filters": 16,
+    "child_blocks": 1,
+    "training_ops": ["skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"],
+}
 WEIGHT_SHARING_ALGORITHMS = {"reinforce": "enas", "random": "random"}
 
 
@@ -436,13 +449,20 @@ def _add_weight_sharing_arguments(parser):
         default=None,
         help="ENAS: alternate supernet epochs (--epochs) and controller updates; "
         "--algorithm random: uniform sampling with the same supernet; --child-filters, "
-        "--child-blocks, --child-batch-size size the supernet (defaults: 8, 2, 64; 30 epochs)",
+        "--child-blocks, --child-batch-size size the supernet (defaults: 8, 2, 64; nasbench201: 16, 1, 64; 30 epochs)",
     )
     group.add_argument(
         "--warmup-epochs", type=COUNT, help="uniform sampling before controller updates"
     )
     group.add_argument(
         "--derive-samples", type=POSITIVE, help="architectures scored at the end (default 10)"
+    )
+    group.add_argument(
+        "--training-ops",
+        nargs="+",
+        metavar="OP",
+        help="NAS-Bench-201: ops of the uniformly sampled training paths (default: all but "
+        "none); the search itself still samples every op",
     )
 
 
@@ -459,6 +479,16 @@ def _check_weight_sharing(settings):
             "--weight-sharing runs --algorithm reinforce (ENAS) or random. "
             f"Received: --algorithm {settings['algorithm']}"
         )
+    ops = settings.get("training_ops")
+    if ops is not None:
+        from nasnet_app.search.spaces import NASBench201Space
+
+        known = NASBench201Space().ops
+        if settings["space"] != "nasbench201" or set(ops) - set(known):
+            raise _common.UsageError(
+                f"--training-ops must be ops of --space nasbench201 ({', '.join(known)}). "
+                f"Received: --space {settings['space']} --training-ops {' '.join(ops)}"
+            )
 
 
 def _run_weight_sharing(settings, args):
@@ -490,6 +520,7 @@ def _run_weight_sharing(settings, args):
         warmup_epochs=settings.get("warmup_epochs", max(1, epochs // 4)),
         steps_per_epoch=settings.get("steps_per_epoch"),
         derive_samples=settings.get("derive_samples", 10),
+        training_ops=settings.get("training_ops"),
         seed=settings["seed"],
     )
     from nasnet_app.search import callbacks
