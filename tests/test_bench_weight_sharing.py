@@ -16,7 +16,9 @@ def test_kendall_tau_of_orders():
 def test_connected_cells_have_a_path_without_none():
     space = NASBench201Space()
     assert bench.is_connected("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
-    assert bench.is_connected("|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|")
+    assert bench.is_connected(
+        "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|"
+    )
     assert not bench.is_connected("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|")
     assert not bench.is_connected(space.decode([0] * 6))
     # Brute force over the two-op space: connected iff some input-output path avoids `none`.
