@@ -183,7 +183,9 @@ def _uses_policy(model, policy):
     return all(layer.dtype_policy.name == policy for layer in layers)
 
 
-def _scratch_model(genotype, class_names, image_size, model_config, drop_path_keep_prob):
+def scratch_model(genotype, class_names, image_size, model_config=None, drop_path_keep_prob=1.0):
+    """The `NASNet` that `finetune(genotype, ...)` trains from scratch (its defaults, then
+    `model_config`), with the auxiliary head unless `model_config` turns it off."""
     config = {**SCRATCH_CONFIG, **(model_config or {})}
     config.update(
         genotype=genotype,
@@ -295,6 +297,22 @@ def _read_state(run_dir):
         return None
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def restore_checkpoint(run_dir, model):
+    """Loads the weights of `run_dir`'s last finished epoch into `model`.
+
+    `model` must be built as the run built it (same architecture and head),
+    e.g. to evaluate or export a run whose schedule has not ended. Returns the
+    run's `state.json` record (`epochs_done`, `history`, `settings`).
+    """
+    state = _read_state(run_dir)
+    if state is None:
+        raise FileNotFoundError(
+            f"`run_dir` must hold a {STATE_FILE}. Received: run_dir={run_dir!r}"
+        )
+    _load_arrays(os.path.join(run_dir, state["model_file"]), model.variables, "model")
+    return state
 
 
 def _save_arrays(path, variables):
@@ -747,7 +765,7 @@ def _prepared_model(mode, source, data, image_size, model_config, drop_path_keep
             _fail("drop_path_keep_prob", "in (0, 1]", drop_path_keep_prob)
         size = data_lib.check_image_size(image_size or data.info.image_size)
         genotype = source if not isinstance(source, dict) else Genotype.from_dict(source)
-        model = _scratch_model(genotype, data.class_names, size, model_config, drop_path_keep_prob)
+        model = scratch_model(genotype, data.class_names, size, model_config, drop_path_keep_prob)
         return model, size
     fixed = _model_image_size(source)
     size = data_lib.check_image_size(fixed or image_size or data.info.image_size)

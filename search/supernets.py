@@ -5,8 +5,11 @@ path through the supernet, so a child costs one minibatch, not a training run.
 The architecture is an int tensor argument of `call(images, actions)` (the
 space's action list); every choice is a `tf.switch_case`, which runs only the
 chosen branch, so one `tf.function` trace serves every architecture at the
-cost of the chosen child. All layers are built in the constructor (every
-branch runs once on a dummy batch), before any trace.
+cost of the chosen child. The choice of an operation goes through
+`switch_recomputed`, whose backward reruns only the chosen operation (a plain
+`switch_case` gradient would keep every branch's intermediates). All layers
+are built in the constructor (every branch runs once on a dummy batch),
+before any trace.
 
 BatchNorm in a supernet always normalises with the statistics of the batch
 (`BatchStatNormalization`): moving averages would mix the statistics of all
@@ -19,7 +22,8 @@ the architectures that shared them.
 * `NASNetMicroSupernet`: the ENAS micro space: cells of B blocks, each block
   adds two operations (default ENAS's five: sep 3x3, sep 5x5, avg 3x3,
   max 3x3, identity) applied to two chosen earlier states; the unused states
-  are concatenated (as zeros in place of the used ones: a static width).
+  are concatenated, and the layers that read them gather the kernel rows of
+  the states present (`GatheredConv`), so a path costs what its child costs.
 
 `build_nasbench201_child` builds one NAS-Bench-201 architecture as a plain
 functional Keras model with the same layer names, so `copy_supernet_weights`
@@ -80,7 +84,17 @@ class BatchStatNormalization(layers.Layer):
             self.beta = self.add_weight(shape=channels, initializer="zeros", name="beta")
 
     def call(self, x):
-        mean, variance = tf.nn.moments(x, axes=[0, 1, 2], keepdims=True)
+        if x.shape.rank == 4:
+            # The fused kernel (what Keras's BatchNormalization runs in training) is
+            # several times faster on CPU than moments plus elementwise ops.
+            channels = tf.shape(x)[-1:]
+            scale = self.gamma if self.affine else tf.ones(channels, x.dtype)
+            offset = self.beta if self.affine else tf.zeros(channels, x.dtype)
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x, scale, offset, epsilon=self.epsilon, is_training=True
+            )
+            return y
+        mean, variance = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)), keepdims=True)
         y = (x - mean) * tf.math.rsqrt(variance + self.epsilon)
         return y * self.gamma + self.beta if self.affine else y
 
@@ -126,7 +140,7 @@ def _pool(x, kind, size):
 
 
 class Supernet(keras.Model):
-    """Shared machinery: building every branch, then `tf.switch_case` per choice."""
+    """Shared machinery: building every branch, then one `tf.switch_case` per choice."""
 
     def __init__(self, space, input_shape, num_classes, **kwargs):
         super().__init__(**kwargs)
@@ -150,6 +164,52 @@ class Supernet(keras.Model):
             outputs = [branch() for branch in branches]
             return outputs[0]
         return tf.switch_case(index, branches)
+
+    def _choose_op(self, index, x, functions):
+        """`functions[index](x)`; its gradient recomputes the chosen branch (`switch_recomputed`)."""
+        if self._building:
+            outputs = [function(x) for function in functions]
+            return outputs[0]
+        return switch_recomputed(index, x, functions)
+
+
+def switch_recomputed(index, x, functions):
+    """`tf.switch_case(index, [f(x) for f in functions])` whose backward recomputes the branch taken.
+
+    The gradient of a plain `switch_case` makes its forward pass output every
+    intermediate of every branch (zero tensors for those not taken), which on
+    a block of five candidate ops costs more than running the chosen op
+    twice: the backward is itself a `switch_case` that reruns only the chosen
+    op under a tape (zero gradients for the variables of the others).
+    """
+
+    @tf.custom_gradient
+    def run(x):
+        y = tf.switch_case(index, [lambda f=f: f(x) for f in functions])
+
+        def grad(dy, variables=None):
+            variables = list(variables or [])
+
+            def backward(function):
+                def branch():
+                    with tf.GradientTape() as tape:
+                        tape.watch(x)
+                        out = function(x)
+                    sources = [x, *variables]
+                    grads = tape.gradient(out, sources, output_gradients=dy)
+                    return [
+                        tf.zeros_like(s) if g is None else tf.convert_to_tensor(g)
+                        for g, s in zip(grads, sources)
+                    ]
+
+                return branch
+
+            grads = tf.switch_case(index, [backward(f) for f in functions])
+            return grads[0], grads[1:]
+
+        return y, grad
+
+    return run(x)
 
     def check_actions(self, actions):
         """A valid action list of the space as an int32 tensor."""
@@ -226,11 +286,11 @@ class NASBench201Supernet(Supernet):
         nodes = [x]
         for e, (to_node, from_node) in enumerate(NB201_EDGES):
             source = nodes[from_node]
-            branches = [
-                (lambda op=op, s=source, ops=edges[e]: self._edge(s, op, ops.get(op)))
+            functions = [
+                (lambda s, op=op, ops=edges[e]: self._edge(s, op, ops.get(op)))
                 for op in self.space.ops
             ]
-            value = self._choose(actions[e], branches)
+            value = self._choose_op(actions[e], source, functions)
             if to_node == len(nodes):
                 nodes.append(value)
             else:
@@ -358,8 +418,98 @@ class FactorizedReduce(layers.Layer):
 
     def call(self, x):
         x = tf.nn.relu(x)
-        shifted = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
-        return self.bn(tf.concat([self.path1(x), self.path2(shifted)], axis=-1))
+        return self.bn(tf.concat([self.path1(x), self.path2(_shift(x))], axis=-1))
+
+
+def _shift(x):
+    """The image moved one pixel up and left (the second path of a factorized reduction)."""
+    return tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
+
+
+class GatheredConv(layers.Layer):
+    """A 1x1 conv over the concatenation of some of `num_states` states of `width` channels.
+
+    Which states are present is known only at run time (`indices`, ascending),
+    so the kernel holds rows for all of them and the call gathers the rows of
+    the present ones (as ENAS's `micro_child` does): the conv costs what it
+    costs in the standalone child, whose cell output concatenates only its
+    unused states.
+    """
+
+    def __init__(self, filters, num_states, width, strides=1, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.num_states, self.width = filters, num_states, width
+        self.strides = strides
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            shape=(self.num_states, self.width, self.filters),
+            initializer="glorot_uniform",
+            name="kernel",
+        )
+
+    def call(self, x, indices):
+        kernel = tf.reshape(tf.gather(self.kernel, indices), [1, 1, -1, self.filters])
+        return tf.nn.conv2d(x, kernel, self.strides, "SAME")
+
+
+class Calibration(layers.Layer):
+    """ReLU -> 1x1 conv (`GatheredConv`) -> BN, or with `reduce` the factorized
+    reduction (two shifted stride-2 paths): a cell input brought to `filters`
+    channels from the present states of the previous cell's output."""
+
+    def __init__(self, filters, num_states, width, reduce=False, **kwargs):
+        super().__init__(**kwargs)
+        self.reduce = bool(reduce)
+        if self.reduce:
+            self.paths = [
+                GatheredConv(f, num_states, width, 2, name=f"{self.name}_path{i + 1}")
+                for i, f in enumerate((filters // 2, filters - filters // 2))
+            ]
+        else:
+            self.paths = [GatheredConv(filters, num_states, width, name=f"{self.name}_conv")]
+        self.bn = BatchStatNormalization(name=f"{self.name}_bn")
+
+    def call(self, x, indices):
+        x = tf.nn.relu(x)
+        if not self.reduce:
+            return self.bn(self.paths[0](x, indices))
+        first, second = self.paths
+        return self.bn(tf.concat([first(x, indices), second(_shift(x), indices)], axis=-1))
+
+
+class GatheredDense(layers.Layer):
+    """The classifier over the pooled present states (rows gathered as in `GatheredConv`)."""
+
+    def __init__(self, units, num_states, width, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.num_states, self.width = units, num_states, width
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            shape=(self.num_states, self.width, self.units),
+            initializer="glorot_uniform",
+            name="kernel",
+        )
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+
+    def call(self, x, indices):
+        return tf.matmul(x, tf.reshape(tf.gather(self.kernel, indices), [-1, self.units])) + (
+            self.bias
+        )
+
+
+def _concat_present(states, present):
+    """The states whose `present` flag is 1, concatenated on channels in order.
+
+    A slice of width 0 drops a state, so only the present ones are copied
+    (no stacking of all of them) and the order matches the kernels' rows.
+    """
+    pieces = []
+    for state, flag in zip(states, tf.unstack(present)):
+        width = tf.shape(state)[-1] * flag
+        pieces.append(state[..., :width])
+    return tf.concat(pieces, axis=-1)
 
 
 class NASNetMicroSupernet(Supernet):
@@ -373,8 +523,10 @@ class NASNetMicroSupernet(Supernet):
     then halves both with factorized reductions, as ENAS does, so every block
     operation runs at stride 1. Block k picks two of the 2 + k states
     (`tf.switch_case`), applies one operation to each and adds them. The
-    cell output concatenates the states no block used (the others as zeros,
-    which keeps the width static; the next 1x1 calibration sees zero rows).
+    cell output concatenates the states no block used, so its width depends
+    on the architecture: each consumer (the next calibrations, the
+    classifier) gathers the kernel rows of the present states (ENAS
+    `micro_child`), and costs what it costs in the standalone child.
 
     Args:
         space: a `NASNetCellSpace` whose ops are from `SUPPORTED_NASNET_OPS`
@@ -415,25 +567,35 @@ class NASNetMicroSupernet(Supernet):
                 self.cell_kinds.append("reduction")
             self.cell_kinds += ["normal"] * self.cells_per_stage
         self.cells = self._make_cells()
-        self.classifier = layers.Dense(self.num_classes, name="classifier")
+        self.classifier = GatheredDense(
+            self.num_classes, self.output_states, self.output_width, name="classifier"
+        )
         self._build_every_branch()
 
     def _make_cells(self):
         cells = []
         filters, size = self.filters, self.image_shape[0]
-        channels = [(3 * self.filters, size), (3 * self.filters, size)]  # (width, height) of inputs
+        # (states, width of each, height) of the two inputs of the next cell
+        inputs = [(1, 3 * self.filters, size), (1, 3 * self.filters, size)]
         for index, kind in enumerate(self.cell_kinds):
             if kind == "reduction":
                 filters *= 2
             prefix = f"cell{index}_{kind}"
-            older_size, newer_size = channels[-2][1], channels[-1][1]
+            (older_states, older_width, older_size), (newer_states, newer_width, newer_size) = (
+                inputs[-2:]
+            )
             cell = {"kind": kind, "filters": filters}
             calibrated = filters // 2 if kind == "reduction" else filters
-            cell["newer"] = ReLUConvBN(calibrated, 1, name=f"{prefix}_newer")
-            if older_size > newer_size:
-                cell["older"] = FactorizedReduce(calibrated, name=f"{prefix}_older")
-            else:
-                cell["older"] = ReLUConvBN(calibrated, 1, name=f"{prefix}_older")
+            cell["newer"] = Calibration(
+                calibrated, newer_states, newer_width, name=f"{prefix}_newer"
+            )
+            cell["older"] = Calibration(
+                calibrated,
+                older_states,
+                older_width,
+                reduce=older_size > newer_size,
+                name=f"{prefix}_older",
+            )
             if kind == "reduction":
                 cell["reduce"] = [
                     FactorizedReduce(filters, name=f"{prefix}_reduce{i}") for i in (0, 1)
@@ -444,7 +606,8 @@ class NASNetMicroSupernet(Supernet):
                 for k in range(self.num_blocks)
             ]
             cells.append(cell)
-            channels.append(((2 + self.num_blocks) * filters, size))
+            inputs.append((2 + self.num_blocks, filters, size))
+        self.output_states, self.output_width = inputs[-1][:2]
         return cells
 
     def _make_ops(self, filters, prefix):
@@ -466,7 +629,8 @@ class NASNetMicroSupernet(Supernet):
         return layer(x)
 
     def _cell(self, cell, older, newer, actions):
-        states = [cell["newer"](newer), cell["older"](older)]
+        """`older` and `newer` are (tensor, indices of its present states); so is the result."""
+        states = [cell["newer"](*newer), cell["older"](*older)]
         if cell["kind"] == "reduction":
             states = [reduce(s) for reduce, s in zip(cell["reduce"], states)]
         used = []
@@ -477,27 +641,27 @@ class NASNetMicroSupernet(Supernet):
                 index = actions[base + side]
                 used.append(index)
                 x = self._choose(index, [lambda s=s: s for s in states])
-                branches = [
-                    (lambda op=op, x=x, ops=ops: self._apply_op(x, op, ops.get(op)))
+                functions = [
+                    (lambda x, op=op, ops=ops: self._apply_op(x, op, ops.get(op)))
                     for op in self.space.ops
                 ]
-                total = total + self._choose(actions[base + 2 + side], branches)
+                total = total + self._choose_op(actions[base + 2 + side], x, functions)
             states.append(total)
         used = tf.reduce_max(tf.one_hot(tf.stack(used), len(states)), axis=0)
-        unused = 1.0 - used
-        return tf.concat([s * unused[i] for i, s in enumerate(states)], axis=-1)
+        unused = tf.cast(used < 0.5, tf.int32)
+        return _concat_present(states, unused), tf.cast(tf.where(unused > 0)[:, 0], tf.int32)
 
     def call(self, images, actions):
         actions = tf.cast(actions, tf.int32)
         per_cell = 5 * self.num_blocks
-        x = self.stem_bn(self.stem_conv(images))
-        older, newer = x, x
+        stem = self.stem_bn(self.stem_conv(images))
+        older = newer = (stem, tf.zeros([1], tf.int32))
         for cell in self.cells:
             offset = per_cell if cell["kind"] == "reduction" else 0
             out = self._cell(cell, older, newer, actions[offset : offset + per_cell])
             older, newer = newer, out
-        x = tf.reduce_mean(tf.nn.relu(newer), axis=[1, 2])
-        return self.classifier(x)
+        x, present = newer
+        return self.classifier(tf.reduce_mean(tf.nn.relu(x), axis=[1, 2]), present)
 
     def get_config(self):
         return {

@@ -373,7 +373,11 @@ class WeightSharingSearch:
                 scaled = loss / context.num_replicas_in_sync
             variables = supernet.trainable_variables
             gradients = tape.gradient(scaled, variables)
-            gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
+            # Gathered kernels get IndexedSlices; the optimizer's momentum wants dense ones.
+            gradients = [
+                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                for g, v in zip(gradients, variables)
+            ]
             optimizer.apply_gradients(zip(gradients, variables))
             correct = tf.reduce_sum(tf.cast(tf.argmax(logits, 1, tf.int32) == labels, tf.float32))
             return loss / context.num_replicas_in_sync, correct
@@ -628,6 +632,12 @@ class WeightSharingSearch:
             _truncate_lines(run_dir.trials_path, 0)
             return 0, {}
         arrays_state, runner = checkpoint
+        mismatch = self._weights_mismatch(arrays_state["arrays"])
+        if mismatch:
+            raise ValueError(
+                f"Cannot resume {run_dir.path}: its checkpoint holds {mismatch}; it was written "
+                "by another version of the supernet. Start a new run in another directory."
+            )
         self._set_state(arrays_state)
         _truncate_lines(run_dir.trials_path, runner["num_trials"])
         trials = [t for _, t in run_dir.read_trials()]
@@ -784,6 +794,20 @@ class WeightSharingSearch:
             arrays[f"supernet_optimizer/{i}"] = np.asarray(variable.numpy())
         data = {**state["json"], "data_rng": self.data_rng.bit_generator.state}
         return {"json": data, "arrays": arrays}
+
+    def _weights_mismatch(self, arrays):
+        """What differs between the saved supernet weights and this supernet's ('' if none)."""
+        saved = sorted(int(k.split("/")[1]) for k in arrays if k.startswith("supernet/"))
+        weights = self.supernet.weights
+        if saved != list(range(len(weights))):
+            return f"{len(saved)} supernet weights where this supernet has {len(weights)}"
+        for i, weight in enumerate(weights):
+            shape = tuple(np.shape(arrays[f"supernet/{i}"]))
+            if shape != tuple(weight.shape):
+                return (
+                    f"{weight.path} of shape {shape} where this supernet has {tuple(weight.shape)}"
+                )
+        return ""
 
     def _set_state(self, state):
         arrays = dict(state["arrays"])

@@ -15,7 +15,7 @@ import pytest
 import nasnet_app
 from nasnet_app import data
 from nasnet_app.classifier import ImageReadError
-from nasnet_app.finetune import finetune, save_training_curves
+from nasnet_app.finetune import finetune, restore_checkpoint, save_training_curves, scratch_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -207,6 +207,20 @@ def test_genotype_trains_from_scratch_with_aux_head_and_drop_path(handful, tmp_p
     config = result.model.get_config()
     assert config["aux_head"] and config["drop_path_keep_prob"] == 0.7
     assert np.isfinite(result.history[0]["loss"])
+    # The epoch checkpoint restores into the model the run built (an unfinished run's export).
+    rebuilt = scratch_model(
+        "nasnet_a",
+        handful.class_names,
+        tuple(result.model.image_size),
+        {"num_blocks": 1, "penultimate_filters": 48, "stem_filters": 12},
+        0.7,
+    )
+    state = restore_checkpoint(tmp_path / "run", rebuilt)
+    assert state["epochs_done"] == 1
+    for got, expected in zip(rebuilt.get_weights(), result.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(FileNotFoundError, match="`run_dir` must hold"):
+        restore_checkpoint(tmp_path / "nothing", rebuilt)
 
 
 CHILD = textwrap.dedent(

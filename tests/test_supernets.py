@@ -7,11 +7,15 @@ import tensorflow as tf
 from nasnet_app.search.spaces import NASBench201Space, NASNetCellSpace
 from nasnet_app.search.supernets import (
     ENAS_OPS,
+    BatchStatNormalization,
+    GatheredConv,
     NASBench201Supernet,
     NASNetMicroSupernet,
+    _concat_present,
     build_nasbench201_child,
     build_supernet,
     copy_supernet_weights,
+    switch_recomputed,
 )
 
 SHAPE = (16, 16, 3)
@@ -116,3 +120,65 @@ def test_build_supernet_checks_the_space():
         )
     with pytest.raises(ValueError, match="`input_shape` must be"):
         NASBench201Supernet(channels=4, cells_per_stage=1, input_shape=(16, 16))
+
+
+def test_switch_recomputed_has_the_gradients_of_a_plain_switch():
+    layers = [tf.keras.layers.Dense(3, name=f"branch{i}") for i in range(3)]
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 5)).astype("float32"))
+    for layer in layers:
+        layer.build(x.shape)
+    variables = [v for layer in layers for v in layer.trainable_variables]
+    functions = [lambda x, layer=layer: tf.nn.relu(layer(x)) ** 2 for layer in layers]
+
+    @tf.function
+    def gradients(index, recomputed):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            if recomputed:
+                y = switch_recomputed(index, x, functions)
+            else:
+                y = tf.switch_case(index, [lambda f=f: f(x) for f in functions])
+            loss = tf.reduce_sum(y * tf.range(1.0, 4.0))
+        grads = tape.gradient(loss, [x, *variables])
+        return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, [x, *variables])]
+
+    for index in range(3):
+        expected = gradients(tf.constant(index), False)
+        got = gradients(tf.constant(index), True)
+        for e, g in zip(expected, got):
+            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-6, atol=1e-6)
+        # Only the chosen branch's variables get gradients.
+        nonzero = [float(tf.reduce_sum(tf.abs(g))) > 0 for g in got[1:]]
+        assert nonzero == [i // 2 == index for i in range(6)]
+
+
+def test_gathered_conv_equals_a_conv_over_the_zero_masked_concatenation():
+    states, width, filters = 4, 3, 5
+    conv = GatheredConv(filters, states, width)
+    rng = np.random.default_rng(0)
+    pieces = [rng.normal(size=(2, 6, 6, width)).astype("float32") for _ in range(states)]
+    present = np.array([1, 0, 1, 1], np.int32)
+    x = _concat_present([tf.constant(p) for p in pieces], tf.constant(present))
+    indices = tf.constant(np.flatnonzero(present), tf.int32)
+    conv.build(x.shape)
+    got = conv(x, indices).numpy()
+    full = np.concatenate([p * f for p, f in zip(pieces, present)], axis=-1)
+    kernel = conv.kernel.numpy().reshape(1, 1, states * width, filters)
+    expected = tf.nn.conv2d(full, kernel, 1, "SAME").numpy()
+    assert x.shape[-1] == 3 * width
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_statistics_bn_normalises_with_the_batch_moments(affine):
+    x = np.random.default_rng(0).normal(2.0, 3.0, (4, 5, 5, 7)).astype("float32")
+    bn = BatchStatNormalization(affine)
+    bn.build(x.shape)
+    if affine:
+        bn.gamma.assign(np.linspace(0.5, 2.0, 7))
+        bn.beta.assign(np.linspace(-1.0, 1.0, 7))
+    mean, variance = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    expected = (x - mean) / np.sqrt(variance + bn.epsilon)
+    if affine:
+        expected = expected * bn.gamma.numpy() + bn.beta.numpy()
+    np.testing.assert_allclose(bn(tf.constant(x)).numpy(), expected, rtol=1e-4, atol=1e-4)

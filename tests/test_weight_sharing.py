@@ -215,3 +215,21 @@ def test_training_ops_restrict_uniform_training_paths_only():
     # The space stays whole: uniform samples of the search (derivation, monitor) use every op.
     sampled = search.sample_architectures(50, uniform=True)[0]
     assert set(np.concatenate(sampled)) == set(range(len(search.space.ops)))
+
+
+def test_resume_refuses_supernet_weights_of_another_shape(enas_run, tmp_path):
+    import shutil
+
+    from nasnet_app.search.algorithms import load_state, save_state
+    from nasnet_app.search.run_directory import RunDirectory
+
+    directory = tmp_path / "run"
+    shutil.copytree(enas_run[3], directory)
+    run_dir = RunDirectory(directory)
+    _, runner = run_dir.load_checkpoint()
+    path = os.path.join(run_dir.checkpoint_dir, runner["algorithm_file"])
+    state = load_state(path)
+    state["arrays"]["supernet/0"] = np.zeros((1, 2, 3), "float32")
+    save_state(path, state)
+    with pytest.raises(ValueError, match=r"Cannot resume .*supernet.* of shape \(1, 2, 3\)"):
+        _search().search(_data(), _data(seed=1), epochs=3, directory=directory, resume=True)

@@ -13,14 +13,40 @@ Rerunning the same command resumes after the last finished epoch (the trainer
 checkpoints model, optimizer and data order every epoch). The result is
 `OUT/model.keras`; score it with `nasnet-app evaluate --model OUT/model.keras
 --data ../shared/data/cifar10-jpeg.tar.gz` and ship it with
-`tools/ship_checkpoint.py`.
+`tools/ship_checkpoint.py`. Before the schedule ends, `--export-last-epoch
+PATH` writes the model of the last finished epoch to PATH (a `.keras` file,
+no training), to ship or evaluate a run in progress.
 """
 
 import argparse
 import os
 
 from nasnet_app import data as data_lib
-from nasnet_app.finetune import STATE_FILE, finetune
+from nasnet_app.finetune import STATE_FILE, finetune, restore_checkpoint, scratch_model
+from nasnet_app.io_utils import atomic_path
+
+
+def model_config(args):
+    return {
+        "num_blocks": args.num_blocks,
+        "penultimate_filters": args.penultimate_filters,
+        "stem": "cifar",
+        "stem_filters": args.stem_filters,
+        "bn_momentum": 0.9,
+        "bn_epsilon": 1e-5,
+        "aux_head": True,
+    }
+
+
+def export_last_epoch(args, data):
+    model = scratch_model(
+        "nasnet_a", data.class_names, (32, 32), model_config(args), args.drop_path_keep_prob
+    )
+    state = restore_checkpoint(args.out, model)
+    with atomic_path(args.export_last_epoch, suffix=".keras") as tmp:
+        model.save(tmp)
+    accuracy = state["history"][-1].get("val_accuracy")
+    print(f"wrote {args.export_last_epoch}: epoch {state['epochs_done']}, test accuracy {accuracy}")
 
 
 def main(argv=None):
@@ -38,10 +64,14 @@ def main(argv=None):
     parser.add_argument("--cutout", type=int, default=16)
     parser.add_argument("--mixed-precision", default=None, choices=["mixed_bfloat16"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export-last-epoch", default=None, metavar="PATH")
     args = parser.parse_args(argv)
+    data = data_lib.load(args.archive)
+    if args.export_last_epoch:
+        return export_last_epoch(args, data)
     result = finetune(
         "nasnet_a",
-        data_lib.load(args.archive),
+        data,
         args.out,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -50,15 +80,7 @@ def main(argv=None):
         label_smoothing=0.1,
         augment=data_lib.Augment(cutout=args.cutout),
         validation_split="test",
-        model_config={
-            "num_blocks": args.num_blocks,
-            "penultimate_filters": args.penultimate_filters,
-            "stem": "cifar",
-            "stem_filters": args.stem_filters,
-            "bn_momentum": 0.9,
-            "bn_epsilon": 1e-5,
-            "aux_head": True,
-        },
+        model_config=model_config(args),
         drop_path_keep_prob=args.drop_path_keep_prob,
         mixed_precision=args.mixed_precision or False,
         resume=os.path.exists(os.path.join(args.out, STATE_FILE)),

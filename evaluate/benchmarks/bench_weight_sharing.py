@@ -176,13 +176,19 @@ def command_search(args):
             run_search(args, arm, seed)
 
 
-def _timed(step, warmup, repeats):
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
+def _timed_alternately(steps, warmup, repeats):
+    """The median seconds of each step, the steps run in turn so that a change in
+    the machine's load (this CPU is shared) falls on all of them alike."""
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    seconds = [[] for _ in steps]
     for _ in range(repeats):
-        step()
-    return (time.perf_counter() - start) / repeats
+        for step, times in zip(steps, seconds):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+    return [float(np.median(times)) for times in seconds]
 
 
 def _rss_mib():
@@ -228,25 +234,26 @@ def step_times(space_name, args):
     size, batch = args.image_size, args.batch_size
     images = rng.integers(0, 256, (batch, size, size, 3), dtype="uint8")
     labels = rng.integers(0, 10, batch).astype(np.int32)
+    cells_per_stage = args.cells_per_stage or cli_defaults(space_name)["child_blocks"]
     if space_name == "nasbench201":
         space = NASBench201Space()
-        kwargs = {"channels": args.channels, "cells_per_stage": args.cells_per_stage}
+        kwargs = {"channels": args.channels, "cells_per_stage": cells_per_stage}
         actions = space.encode(
             "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
             "nor_conv_1x1~2|"
         )
         child = build_nasbench201_child(
-            space.decode(actions), args.channels, args.cells_per_stage, 10, (size, size, 3)
+            space.decode(actions), args.channels, cells_per_stage, 10, (size, size, 3)
         )
     else:
         space = enas_nasnet_space()
-        kwargs = {"filters": args.filters, "cells_per_stage": args.cells_per_stage}
+        kwargs = {"filters": args.filters, "cells_per_stage": cells_per_stage}
         actions = space.random_actions(rng)
         genotype = space.decode(actions)
         outputs = cell_output_channels(genotype.normal, 1)
         child = nasnet_app.NASNet(
             genotype,
-            num_blocks=args.cells_per_stage,
+            num_blocks=cells_per_stage,
             penultimate_filters=args.filters * outputs * 4,
             stem="cifar",
             stem_filters=3 * args.filters,
@@ -265,8 +272,11 @@ def step_times(space_name, args):
         tf.constant(actions, tf.int32),
         tf.constant(search.learning_rate, tf.float32),
     )
-    supernet_seconds = _timed(lambda: search._train_step(*tensors), 3, args.repeats)
-    child_seconds = _timed(_child_step(child, _scale(images), labels), 3, args.repeats)
+    supernet_seconds, child_seconds = _timed_alternately(
+        [lambda: search._train_step(*tensors), _child_step(child, _scale(images), labels)],
+        3,
+        args.repeats,
+    )
     return {
         "space": space_name,
         "supernet_step_seconds": supernet_seconds,
@@ -440,11 +450,13 @@ def command_report(args):
         print(f"  reference {name}: {value:.2f}")
 
 
-def cli_defaults():
-    """`nasnet-app search --space nasbench201 --weight-sharing`'s defaults (one source)."""
+def cli_defaults(space="nasbench201"):
+    """`nasnet-app search --space SPACE --weight-sharing`'s defaults (one source)."""
     from nasnet_app.cli.search import WEIGHT_SHARING_DEFAULTS, WEIGHT_SHARING_NB201_DEFAULTS
 
-    return {**WEIGHT_SHARING_DEFAULTS, **WEIGHT_SHARING_NB201_DEFAULTS}
+    if space == "nasbench201":
+        return {**WEIGHT_SHARING_DEFAULTS, **WEIGHT_SHARING_NB201_DEFAULTS}
+    return dict(WEIGHT_SHARING_DEFAULTS)
 
 
 def main(argv=None):
@@ -474,11 +486,15 @@ def main(argv=None):
     steps = sub.add_parser("steps", help="supernet vs standalone step time; RSS over 1,000 steps")
     steps.add_argument("--spaces", nargs="+", default=["nasnet", "nasbench201"])
     steps.add_argument("--image-size", type=int, default=32)
-    steps.add_argument("--batch-size", type=int, default=32)
-    steps.add_argument("--channels", type=int, default=16)
-    steps.add_argument("--filters", type=int, default=20)
-    steps.add_argument("--cells-per-stage", type=int, default=2)
-    steps.add_argument("--repeats", type=int, default=20)
+    # The CLI's sizes: `--space nasnet --weight-sharing` and `--space nasbench201 ...`.
+    nasnet_defaults = cli_defaults("nasnet")
+    steps.add_argument("--batch-size", type=int, default=defaults["child_batch_size"])
+    steps.add_argument("--channels", type=int, default=defaults["child_filters"])
+    steps.add_argument("--filters", type=int, default=nasnet_defaults["child_filters"])
+    steps.add_argument(
+        "--cells-per-stage", type=int, default=None, help="default: the CLI's for each space"
+    )
+    steps.add_argument("--repeats", type=int, default=50)
     steps.add_argument("--rss-steps", type=int, default=1000)
     steps.add_argument("--json", default=None)
     rank = sub.add_parser("rank", help="the supernet's ranking of random cells as it trains")
