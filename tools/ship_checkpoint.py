@@ -60,14 +60,17 @@ def preprocessing_of(model):
 
 
 def shipped_model(trained, name, class_names):
-    """The trained network as it ships: softmax head, no drop-path ramp, class names."""
+    """The trained network as it ships: softmax head, no drop-path ramp, class names, and
+    no auxiliary head (a training-time loss only; at N = 2 it holds 9 in 10 of the weights)."""
     config = trained.get_config()
     config.update(
         classifier_activation="softmax", drop_path_total_steps=None, name=name,
-        class_names=list(class_names),
+        class_names=list(class_names), aux_head=False,
     )  # fmt: skip
     model = nasnet_app.NASNet.from_config(config)
-    model.set_weights(trained.get_weights())
+    trained_weights = {weight.path: weight for weight in trained.weights}
+    for weight in model.weights:
+        weight.assign(trained_weights[weight.path])
     return model
 
 
