@@ -426,7 +426,26 @@ def _shift(x):
     return tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
 
 
-class GatheredConv(layers.Layer):
+class _GatheredKernel(layers.Layer):
+    """A kernel with rows for each of `num_states` states of `width` channels, of which a
+    call uses only the rows of the states present (`indices`, ascending)."""
+
+    def __init__(self, units, num_states, width, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.num_states, self.width = units, num_states, width
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            shape=(self.num_states, self.width, self.units),
+            initializer="glorot_uniform",
+            name="kernel",
+        )
+
+    def rows(self, indices):
+        return tf.reshape(tf.gather(self.kernel, indices), [-1, self.units])
+
+
+class GatheredConv(_GatheredKernel):
     """A 1x1 conv over the concatenation of some of `num_states` states of `width` channels.
 
     Which states are present is known only at run time (`indices`, ascending),
@@ -437,19 +456,11 @@ class GatheredConv(layers.Layer):
     """
 
     def __init__(self, filters, num_states, width, strides=1, **kwargs):
-        super().__init__(**kwargs)
-        self.filters, self.num_states, self.width = filters, num_states, width
+        super().__init__(filters, num_states, width, **kwargs)
         self.strides = strides
 
-    def build(self, input_shape):
-        self.kernel = self.add_weight(
-            shape=(self.num_states, self.width, self.filters),
-            initializer="glorot_uniform",
-            name="kernel",
-        )
-
     def call(self, x, indices):
-        kernel = tf.reshape(tf.gather(self.kernel, indices), [1, 1, -1, self.filters])
+        kernel = tf.reshape(self.rows(indices), [1, 1, -1, self.units])
         return tf.nn.conv2d(x, kernel, self.strides, "SAME")
 
 
@@ -478,25 +489,15 @@ class Calibration(layers.Layer):
         return self.bn(tf.concat([first(x, indices), second(_shift(x), indices)], axis=-1))
 
 
-class GatheredDense(layers.Layer):
+class GatheredDense(_GatheredKernel):
     """The classifier over the pooled present states (rows gathered as in `GatheredConv`)."""
 
-    def __init__(self, units, num_states, width, **kwargs):
-        super().__init__(**kwargs)
-        self.units, self.num_states, self.width = units, num_states, width
-
     def build(self, input_shape):
-        self.kernel = self.add_weight(
-            shape=(self.num_states, self.width, self.units),
-            initializer="glorot_uniform",
-            name="kernel",
-        )
+        super().build(input_shape)
         self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
 
     def call(self, x, indices):
-        return tf.matmul(x, tf.reshape(tf.gather(self.kernel, indices), [-1, self.units])) + (
-            self.bias
-        )
+        return tf.matmul(x, self.rows(indices)) + self.bias
 
 
 def _concat_present(states, present):

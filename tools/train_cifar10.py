@@ -19,6 +19,7 @@ no training), to ship or evaluate a run in progress.
 """
 
 import argparse
+import json
 import os
 
 from nasnet_app import data as data_lib
@@ -38,9 +39,16 @@ def model_config(args):
     }
 
 
-def export_last_epoch(args, data):
+def export_last_epoch(args):
+    # The run's own record names its classes and size: no need to read the archive.
+    with open(os.path.join(args.out, STATE_FILE), encoding="utf-8") as handle:
+        settings = json.load(handle)["settings"]
     model = scratch_model(
-        "nasnet_a", data.class_names, (32, 32), model_config(args), args.drop_path_keep_prob
+        "nasnet_a",
+        settings["class_names"],
+        tuple(settings["image_size"]),
+        model_config(args),
+        args.drop_path_keep_prob,
     )
     state = restore_checkpoint(args.out, model)
     with atomic_path(args.export_last_epoch, suffix=".keras") as tmp:
@@ -66,12 +74,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--export-last-epoch", default=None, metavar="PATH")
     args = parser.parse_args(argv)
-    data = data_lib.load(args.archive)
     if args.export_last_epoch:
-        return export_last_epoch(args, data)
+        return export_last_epoch(args)
     result = finetune(
         "nasnet_a",
-        data,
+        data_lib.load(args.archive),
         args.out,
         epochs=args.epochs,
         batch_size=args.batch_size,
