@@ -15,7 +15,14 @@ import pytest
 import nasnet_app
 from nasnet_app import data
 from nasnet_app.classifier import ImageReadError
-from nasnet_app.finetune import finetune, restore_checkpoint, save_training_curves, scratch_model
+from nasnet_app.finetune import (
+    _default_factor,
+    _default_head_epochs,
+    finetune,
+    restore_checkpoint,
+    save_training_curves,
+    scratch_model,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -49,7 +56,9 @@ def _tiny_functional(classes=3):
 def test_head_phase_trains_only_the_new_head(handful, tmp_path):
     model = _tiny_nasnet(classes=7)
     before = {k: v.numpy().copy() for k, v in model.weight_map().items()}
-    result = finetune(model, handful, tmp_path / "run", epochs=1, batch_size=10, verbose=0)
+    result = finetune(
+        model, handful, tmp_path / "run", epochs=1, head_epochs=1, batch_size=10, verbose=0
+    )
     assert [r["phase"] for r in result.history] == ["head"]
     assert set(result.history[0]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     after = result.model.weight_map()
@@ -94,6 +103,21 @@ def test_two_phases_lower_the_learning_rate_and_unfreeze(handful, tmp_path):
     assert result.history[2]["learning_rate"] < 0.02  # cosine decay within the phase
     assert seen[0] == (0, 2) and seen[1][1] == 6  # head kernel+bias, then everything
     assert result.model.output_shape == (None, 10)
+
+
+def test_short_runs_train_everything_at_the_peak_rate_by_default(handful, tmp_path):
+    result = finetune(
+        _tiny_functional(), handful, tmp_path / "run", epochs=2, batch_size=8,
+        learning_rate=0.1, verbose=0,
+    )  # fmt: skip
+    assert [r["phase"] for r in result.history] == ["full", "full"]
+    assert result.history[0]["learning_rate"] == pytest.approx(0.1)
+    assert _default_head_epochs(None, 3) == 0 and _default_head_epochs(None, 8) == 2
+    assert _default_head_epochs(2, 3) == 2
+    saved = {"settings": {"backbone_learning_rate_factor": 0.1, "head_epochs": 1}}
+    assert _default_factor(None) == 1.0 and _default_factor(None, saved) == 0.1
+    assert _default_factor(0.5, saved) == 0.5
+    assert _default_head_epochs(None, 9, saved) == 1  # a resumed run keeps its split
 
 
 def test_existing_run_needs_resume_and_same_settings(handful, tmp_path):

@@ -41,10 +41,13 @@ def test_finetune_then_evaluate(folder, tmp_path, capsys):
     start = _tiny_keras_file(str(tmp_path / "start.keras"))
     run = str(tmp_path / "run")
     argv = ["finetune", "--data", folder, "--model", start, "--out", run, "--epochs", "2"]
-    assert main(argv + ["--val-fraction", "0.25", "--batch-size", "4", "--quiet"]) == 0
+    first = ["--head-epochs", "1", "--backbone-lr-factor", "0.5"]
+    assert main(argv + first + ["--val-fraction", "0.25", "--batch-size", "4", "--quiet"]) == 0
     assert "finished 2 epochs" in capsys.readouterr().out
     with open(os.path.join(run, "history.json")) as handle:
-        assert [r["phase"] for r in json.load(handle)] == ["head", "full"]
+        history = json.load(handle)
+    assert [r["phase"] for r in history] == ["head", "full"]
+    assert [r["learning_rate"] for r in history] == pytest.approx([0.05, 0.025])
     report_dir = str(tmp_path / "report")
     argv = ["evaluate", "--model", os.path.join(run, "model.keras"), "--data", folder]
     assert main(argv + ["--out", report_dir, "--no-latency"]) == 0
@@ -60,6 +63,8 @@ def test_finetune_then_evaluate(folder, tmp_path, capsys):
     resumed = argv[:-1] + ["2", "--resume", "--val-fraction", "0.25", "--batch-size", "4"]
     assert main([*resumed, "--lr", "0.5"]) == 2
     assert "--lr 0.5 differs from the setting of the run" in one_error_line(capsys, "finetune")
+    assert main([*resumed, "--backbone-lr-factor", "0.1"]) == 2
+    assert "--backbone-lr-factor 0.1 differs" in one_error_line(capsys, "finetune")
     argv[-1] = "3"
     code = main(argv + ["--resume", "--val-fraction", "0.25", "--batch-size", "4", "--quiet"])
     assert code == 0, capsys.readouterr().err

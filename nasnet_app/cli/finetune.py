@@ -29,6 +29,7 @@ RESUME_CHECKED = {
     "label_smoothing": "--label-smoothing",
     "seed": "--seed",
     "head_epochs": "--head-epochs",
+    "backbone_learning_rate_factor": "--backbone-lr-factor",
 }
 
 
@@ -54,6 +55,11 @@ def add_parser(subparsers):
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     parser.add_argument(
         "--lr", type=_common.positive_float, help="peak learning rate of the first phase"
+    )
+    parser.add_argument(
+        "--backbone-lr-factor",
+        type=_common.open_fraction,
+        help="after the head epochs the whole network trains at --lr times this (default 1)",
     )
     parser.add_argument("--weight-decay", type=_common.non_negative_float)
     parser.add_argument("--label-smoothing", type=_common.fraction, default=0.1)
@@ -138,7 +144,11 @@ def check_run_folder(args):
 
 
 def _check_same_settings(args, saved):
-    given = {"learning_rate": args.lr, **vars(args)}
+    given = {
+        "learning_rate": args.lr,
+        "backbone_learning_rate_factor": args.backbone_lr_factor,
+        **vars(args),
+    }
     for name, option in RESUME_CHECKED.items():
         value = given.get(name)
         if value is not None and name in saved and saved[name] != value:
@@ -180,6 +190,7 @@ def run(args):
         batch_size=args.batch_size,
         optimizer=args.optimizer,
         learning_rate=args.lr,
+        backbone_learning_rate_factor=args.backbone_lr_factor,
         weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing,
         augment=data_lib.Augment(cutout=args.cutout),
