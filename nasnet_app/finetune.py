@@ -801,7 +801,7 @@ def _default_head_epochs(head_epochs, epochs, state=None):
 
 def _default_factor(factor, state=None):
     if factor is None and state is not None:
-        return state["settings"]["backbone_learning_rate_factor"]
+        return state["settings"].get("backbone_learning_rate_factor", 0.1)  # the old default
     return DEFAULT_BACKBONE_LEARNING_RATE_FACTOR if factor is None else factor
 
 
