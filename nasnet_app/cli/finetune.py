@@ -131,8 +131,6 @@ def check_run_folder(args):
                 f"--epochs {args.epochs} is fewer than the {saved['epochs_done']} epochs "
                 f"{args.out} has trained already."
             )
-        if args.head_epochs is None:
-            args.head_epochs = saved.get("head_epochs")
         _check_same_settings(args, saved)
     elif saved is not None:
         raise _common.UsageError(
