@@ -300,7 +300,9 @@ def _check_numbers(epochs, head_epochs, batch_size, label_smoothing, factor):
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _read_state(run_dir):
+def read_run_state(run_dir):
+    """`run_dir`'s `state.json` record (`epochs_done`, `history`, `settings`), or
+    None where no epoch has finished there yet."""
     path = os.path.join(run_dir, STATE_FILE)
     if not os.path.exists(path):
         return None
@@ -315,7 +317,7 @@ def restore_checkpoint(run_dir, model):
     e.g. to evaluate or export a run whose schedule has not ended. Returns the
     run's `state.json` record (`epochs_done`, `history`, `settings`).
     """
-    state = _read_state(run_dir)
+    state = read_run_state(run_dir)
     if state is None:
         raise FileNotFoundError(
             f"`run_dir` must hold a {STATE_FILE}. Received: run_dir={run_dir!r}"
@@ -708,7 +710,7 @@ def finetune(
         A `FinetuneResult` (`model`, `history`, `run_dir`, `paths`).
     """
     run_dir = os.fspath(out_dir)
-    state = _read_state(run_dir)
+    state = read_run_state(run_dir)
     if state is not None and not resume:
         raise FileExistsError(
             f"`out_dir` {run_dir!r} already holds a run (epoch {state['epochs_done']}); pass "
@@ -791,18 +793,30 @@ def _prepared_model(mode, source, data, image_size, model_config, drop_path_keep
     return _with_new_head(source, data.class_names, size), size
 
 
+def _resumable_setting(given, state, key, default, saved_before_key=None):
+    """`given`; else what the resumed run saved under `key` (`saved_before_key` for a
+    run saved before the setting existed), so that rerunning a command without the
+    flag continues the run it started; else `default` for a new run."""
+    if given is not None:
+        return given
+    if state is not None:
+        return state["settings"].get(key, saved_before_key)
+    return default
+
+
 def _default_head_epochs(head_epochs, epochs, state=None):
-    if head_epochs is None and state is not None:
-        return state["settings"]["head_epochs"]  # an extended run keeps its phase split
-    if head_epochs is None:
-        return epochs // 4
-    return head_epochs
+    return _resumable_setting(head_epochs, state, "head_epochs", epochs // 4)
 
 
 def _default_factor(factor, state=None):
-    if factor is None and state is not None:
-        return state["settings"].get("backbone_learning_rate_factor", 0.1)  # the old default
-    return DEFAULT_BACKBONE_LEARNING_RATE_FACTOR if factor is None else factor
+    # Runs saved before the setting existed trained the backbone at a tenth of the rate.
+    return _resumable_setting(
+        factor,
+        state,
+        "backbone_learning_rate_factor",
+        DEFAULT_BACKBONE_LEARNING_RATE_FACTOR,
+        saved_before_key=0.1,
+    )
 
 
 def _validation_split(data, requested, seed, verbose):

@@ -19,6 +19,7 @@ from nasnet_app.finetune import (
     _default_factor,
     _default_head_epochs,
     finetune,
+    read_run_state,
     restore_checkpoint,
     save_training_curves,
     scratch_model,
@@ -240,7 +241,8 @@ def test_genotype_trains_from_scratch_with_aux_head_and_drop_path(handful, tmp_p
         0.7,
     )
     state = restore_checkpoint(tmp_path / "run", rebuilt)
-    assert state["epochs_done"] == 1
+    assert state["epochs_done"] == 1 and read_run_state(tmp_path / "run") == state
+    assert read_run_state(tmp_path / "nothing") is None
     for got, expected in zip(rebuilt.get_weights(), result.model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, expected)
     with pytest.raises(FileNotFoundError, match="`run_dir` must hold"):

@@ -19,11 +19,16 @@ no training), to ship or evaluate a run in progress.
 """
 
 import argparse
-import json
 import os
 
 from nasnet_app import data as data_lib
-from nasnet_app.finetune import STATE_FILE, finetune, restore_checkpoint, scratch_model
+from nasnet_app.finetune import (
+    STATE_FILE,
+    finetune,
+    read_run_state,
+    restore_checkpoint,
+    scratch_model,
+)
 from nasnet_app.io_utils import atomic_path
 
 
@@ -41,8 +46,10 @@ def model_config(args):
 
 def export_last_epoch(args):
     # The run's own record names its classes and size: no need to read the archive.
-    with open(os.path.join(args.out, STATE_FILE), encoding="utf-8") as handle:
-        settings = json.load(handle)["settings"]
+    state = read_run_state(args.out)
+    if state is None:
+        raise SystemExit(f"{args.out}: no finished epoch to export (no {STATE_FILE})")
+    settings = state["settings"]
     model = scratch_model(
         "nasnet_a",
         settings["class_names"],
