@@ -47,3 +47,14 @@ def test_training_paths_uniform_and_fixed():
     arch = space.decode([3, 3, 4, 1, 3, 1])
     fixed = bench.training_paths(space, "fixed", space.ops, None, fixed=arch)
     assert next(fixed) == next(fixed) == [3, 3, 4, 1, 3, 1]
+
+
+def test_best_of_k_expectation_is_exact_over_the_draws():
+    scores, values = [0.3, 0.1, 0.2], [30.0, 10.0, 20.0]
+    assert bench.best_of_k_expectation(scores, values, 1) == 20.0  # the plain mean
+    for k in (2, 3):
+        draws = itertools.product(range(3), repeat=k)
+        brute = np.mean([values[max(d, key=lambda i: scores[i])] for d in draws])
+        assert np.isclose(bench.best_of_k_expectation(scores, values, k), brute)
+    # The pick follows the score, not the value: a misleading score picks badly.
+    assert bench.best_of_k_expectation([1, 0], [0.0, 50.0], 50) < 1e-6

@@ -136,6 +136,7 @@ def run_search(args, arm, seed):
     images, labels = val[0][subset], val[1][subset]
     supernet_acc = [search.accuracy(images, labels, c) for c in cells]
     table_acc = table_accuracies(args.table, [space.decode(c) for c in cells])
+    curve = derivation_curve(search, val, args, seed) if args.curve_samples else None
     result = {
         "arm": arm,
         "seed": seed,
@@ -151,6 +152,7 @@ def run_search(args, arm, seed):
         "tau_cells": args.tau_cells,
         "tau_images": len(labels),
         "tau_seconds": time.time() - start,
+        "derivation_curve": curve,
         "epoch_logs": history.epochs,
         "traces": search.trace_count(),
         "load": os.getloadavg(),
@@ -163,6 +165,47 @@ def run_search(args, arm, seed):
         flush=True,
     )
     return result
+
+
+def best_of_k_expectation(scores, values, k):
+    """The expected `values` entry of the highest-scoring of `k` draws (with replacement)
+    from the sampled items: exact over the empirical distribution, ties broken by order."""
+    order = np.argsort(np.asarray(scores, np.float64), kind="stable")
+    ranked = np.asarray(values, np.float64)[order]
+    n = len(ranked)
+    below = (np.arange(n) / n) ** k
+    at_or_below = (np.arange(1, n + 1) / n) ** k
+    return float(np.sum((at_or_below - below) * ranked))
+
+
+def derivation_curve(search, val, args, seed):
+    """The derived cell's expected table accuracy against K, the architectures scored at the
+    end: `--curve-samples` draws of the final policy (their own RNG: the run is untouched),
+    each scored on `--curve-images` validation images, then best-of-K over them."""
+    from nasnet_app.search.weight_sharing import evaluation_order, table_accuracies
+
+    start = time.time()
+    archs = search.sample_policy(args.curve_samples, np.random.default_rng(2000 + seed))
+    subset = evaluation_order(len(val[1]))[: args.curve_images]
+    images, labels = val[0][subset], val[1][subset]
+    scored = {}
+    for arch in archs:
+        key = search.space.arch_key(arch)
+        if key not in scored:
+            scored[key] = search.accuracy(images, labels, search.space.encode(arch))
+    keys = [search.space.arch_key(a) for a in archs]
+    supernet = [scored[k] for k in keys]
+    table = 100 * np.asarray(table_accuracies(args.table, archs))
+    return {
+        "samples": len(archs),
+        "distinct": len(scored),
+        "images": len(labels),
+        "policy_table_mean": float(np.mean(table)),
+        "expected_table_accuracy": {
+            str(k): best_of_k_expectation(supernet, table, k) for k in args.curve_k
+        },
+        "seconds": time.time() - start,
+    }
 
 
 def _read_jsonl(path):
@@ -441,11 +484,26 @@ def command_report(args):
             f"  {first:>11.2f} -> {last:<6.2f}  {r['kendall_tau']:>5.3f}  {r['search_seconds']:>6.0f}"
         )
         print(f"        derived {r['derived_arch']}")
+        curve = r.get("derivation_curve")
+        if curve:
+            points = "  ".join(
+                f"K={k}: {v:.2f}" for k, v in curve["expected_table_accuracy"].items()
+            )
+            print(
+                f"        E[derived table %] ({curve['samples']} policy draws, "
+                f"{curve['images']} images): {points}"
+            )
     for arm in sorted({r["arm"] for r in rows}):
         values = [r["derived_table_accuracy"] for r in rows if r["arm"] == arm]
         print(
             f"{arm}: derived mean {np.mean(values):.2f} +- {np.std(values):.2f} over {len(values)}"
         )
+        curves = [
+            r["derivation_curve"] for r in rows if r["arm"] == arm and r.get("derivation_curve")
+        ]
+        for k in curves[0]["expected_table_accuracy"] if curves else []:
+            values = [c["expected_table_accuracy"][k] for c in curves]
+            print(f"{arm}: E[derived table %] at K={k}: {np.mean(values):.2f} over {len(values)}")
     for name, value in REFERENCES.items():
         print(f"  reference {name}: {value:.2f}")
 
@@ -483,6 +541,11 @@ def main(argv=None):
     search.add_argument("--tau-cells", type=int, default=200)
     search.add_argument("--tau-images", type=int, default=1000)
     search.add_argument("--limit", type=int, default=None, help="images per split (smoke runs)")
+    search.add_argument(
+        "--curve-samples", type=int, default=200, help="policy draws of the K curve (0: none)"
+    )
+    search.add_argument("--curve-images", type=int, default=5000)
+    search.add_argument("--curve-k", nargs="+", type=int, default=[1, 5, 10, 20, 50, 100])
     steps = sub.add_parser("steps", help="supernet vs standalone step time; RSS over 1,000 steps")
     steps.add_argument("--spaces", nargs="+", default=["nasnet", "nasbench201"])
     steps.add_argument("--image-size", type=int, default=32)
