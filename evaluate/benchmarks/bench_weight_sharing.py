@@ -24,6 +24,11 @@ Three parts:
   every `--eval-every` steps the Kendall tau between supernet and table
   accuracy over random cells (all, and connected ones only), the mean path
   accuracy, and the correlation of each op's count with both.
+* `nasnet`: the NASNet space (ENAS micro) honestly compared: an ENAS search
+  with the CLI's `--space nasnet --weight-sharing` defaults on the same
+  25k/25k split, then the derived cell and 5 random cells of the space
+  retrained from scratch with one short recipe (`nasnet_app.finetune`, 3
+  seeds each) and scored on the CIFAR-10 test split. Resumes when rerun.
 * `report`: the table of every `result.json` under a folder, with the
   published and table references.
 
@@ -32,6 +37,7 @@ Run:
     python evaluate/benchmarks/bench_weight_sharing.py search --out bench_ws --epochs 30
     python evaluate/benchmarks/bench_weight_sharing.py steps
     python evaluate/benchmarks/bench_weight_sharing.py rank --steps 3000 --sampling uniform
+    python evaluate/benchmarks/bench_weight_sharing.py nasnet --out bench_ws_nasnet
     python evaluate/benchmarks/bench_weight_sharing.py report bench_ws
 """
 
@@ -508,6 +514,109 @@ def command_report(args):
         print(f"  reference {name}: {value:.2f}")
 
 
+def command_nasnet(args):
+    """ENAS on the NASNet space (the CLI's `--space nasnet --weight-sharing` defaults), then
+    the derived cell and `--random-cells` random cells of the same space retrained from
+    scratch with one short recipe, `--seeds` seeds each, scored on the CIFAR-10 test split.
+    Every part resumes: rerunning the command continues where it stopped."""
+    from nasnet_app import data as data_lib
+    from nasnet_app.finetune import finetune
+    from nasnet_app.search.weight_sharing import WeightSharingSearch, enas_nasnet_space
+
+    defaults = cli_defaults("nasnet")
+    space = enas_nasnet_space()
+    search_dir = os.path.join(args.out, "search")
+    summary_path = os.path.join(args.out, "search.json")
+    if not os.path.exists(summary_path):
+        train, val = load_arrays(args.data, args.cache, args.limit)
+        search = WeightSharingSearch(
+            space,
+            supernet_kwargs={
+                "filters": defaults["child_filters"],
+                "cells_per_stage": defaults["child_blocks"],
+            },
+            batch_size=defaults["child_batch_size"],
+            learning_rate=defaults["learning_rate"],
+            warmup_epochs=max(1, args.search_epochs // 4),
+            derive_samples=defaults["derive_samples"],
+            steps_per_epoch=args.steps_per_epoch,
+            seed=args.search_seed,
+        )
+        start = time.time()
+        history = search.search(
+            train,
+            val,
+            epochs=args.search_epochs,
+            directory=search_dir,
+            resume=os.path.exists(os.path.join(search_dir, "run.json")),
+        )
+        best = history.best_trial
+        record = {
+            "derived": space.to_data(space.decode(best.actions)),
+            "derived_val_accuracy": best.reward,
+            "epochs": args.search_epochs,
+            "seconds": time.time() - start,
+        }
+        with open(summary_path, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=1)
+    with open(summary_path, encoding="utf-8") as handle:
+        derived = space.from_data(json.load(handle)["derived"])
+    rng = np.random.default_rng(args.random_seed)
+    cells = {"enas": derived}
+    for i in range(args.random_cells):
+        cells[f"random{i}"] = space.decode(space.random_actions(rng))
+    images = (
+        data_lib.load(args.data)
+        .subset({"train": args.train_per_class, "test": args.test_per_class}, seed=0)
+        .cached()
+    )
+    results = {}
+    for name, genotype in cells.items():
+        for seed in args.seeds:
+            run = os.path.join(args.out, "retrain", f"{name}-seed{seed}")
+            result = finetune(
+                genotype,
+                images,
+                run,
+                epochs=args.retrain_epochs,
+                batch_size=args.batch_size,
+                learning_rate=0.05,
+                weight_decay=5e-4,
+                augment=data_lib.Augment(cutout=16),
+                validation_split="test",
+                model_config={
+                    "num_blocks": args.retrain_blocks,
+                    "penultimate_filters": args.retrain_filters,
+                    "stem": "cifar",
+                    "stem_filters": args.retrain_filters // 8,
+                },
+                drop_path_keep_prob=1.0,
+                resume=os.path.exists(os.path.join(run, "state.json")),
+                seed=seed,
+                verbose=0,
+            )
+            results.setdefault(name, []).append(100 * result.history[-1]["val_accuracy"])
+            print(f"{name} seed {seed}: test {results[name][-1]:.2f} %", flush=True)
+    report = {
+        "cells": {name: space.to_data(g) for name, g in cells.items()},
+        "test_accuracy": results,
+        "summary": {n: [float(np.mean(v)), float(np.std(v))] for n, v in results.items()},
+        "config": vars(args),
+        "load": os.getloadavg(),
+    }
+    random_means = [np.mean(v) for n, v in results.items() if n != "enas"]
+    report["random_cells_mean"] = [float(np.mean(random_means)), float(np.std(random_means))]
+    with open(os.path.join(args.out, "nasnet_result.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=1, default=float)
+    for name, (mean, std) in report["summary"].items():
+        print(f"{name:<8} {mean:6.2f} +- {std:.2f} %")
+    print(
+        "random cells: {:.2f} +- {:.2f} % (mean of the cell means)".format(
+            *report["random_cells_mean"]
+        )
+    )
+
+
 def cli_defaults(space="nasbench201"):
     """`nasnet-app search --space SPACE --weight-sharing`'s defaults (one source)."""
     from nasnet_app.cli.search import WEIGHT_SHARING_DEFAULTS, WEIGHT_SHARING_NB201_DEFAULTS
@@ -578,6 +687,25 @@ def main(argv=None):
     rank.add_argument("--seed", type=int, default=0)
     rank.add_argument("--limit", type=int, default=None, help="images per split (smoke runs)")
     rank.add_argument("--json", default=None)
+    nasnet = sub.add_parser(
+        "nasnet", help="ENAS cell of the NASNet space against random cells, retrained"
+    )
+    nasnet.add_argument("--data", default=DEFAULT_DATA)
+    nasnet.add_argument("--cache", default=None, help="an .npz of the decoded split (reused)")
+    nasnet.add_argument("--out", default="bench_weight_sharing_nasnet")
+    nasnet.add_argument("--search-epochs", type=int, default=cli_defaults("nasnet")["epochs"])
+    nasnet.add_argument("--steps-per-epoch", type=int, default=None)
+    nasnet.add_argument("--search-seed", type=int, default=0)
+    nasnet.add_argument("--random-cells", type=int, default=5)
+    nasnet.add_argument("--random-seed", type=int, default=0)
+    nasnet.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    nasnet.add_argument("--train-per-class", type=int, default=1000)
+    nasnet.add_argument("--test-per-class", type=int, default=1000)
+    nasnet.add_argument("--retrain-epochs", type=int, default=10)
+    nasnet.add_argument("--retrain-blocks", type=int, default=1)
+    nasnet.add_argument("--retrain-filters", type=int, default=192)
+    nasnet.add_argument("--batch-size", type=int, default=64)
+    nasnet.add_argument("--limit", type=int, default=None, help="images per split (smoke runs)")
     report = sub.add_parser("report", help="the table of the results under a folder")
     report.add_argument("folder")
     args = parser.parse_args(argv)
@@ -587,6 +715,8 @@ def main(argv=None):
         command_search(args)
     elif args.command == "steps":
         command_steps(args)
+    elif args.command == "nasnet":
+        command_nasnet(args)
     elif args.command == "rank":
         if args.sampling == "fixed" and not args.fixed:
             parser.error("--sampling fixed needs --fixed ARCH")
