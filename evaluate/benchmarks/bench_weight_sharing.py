@@ -25,8 +25,8 @@ Three parts:
   accuracy over random cells (all, and connected ones only), the mean path
   accuracy, and the correlation of each op's count with both.
 * `nasnet`: the NASNet space (ENAS micro) honestly compared: an ENAS search
-  with the CLI's `--space nasnet --weight-sharing` defaults on the same
-  25k/25k split, then the derived cell and 5 random cells of the space
+  run through the CLI itself (`nasnet-app search --space nasnet
+  --weight-sharing`, its defaults: a 25k/25k split of the training images), then the derived cell and 5 random cells of the space
   retrained from scratch with one short recipe (`nasnet_app.finetune`, 3
   seeds each) and scored on the CIFAR-10 test split. Resumes when rerun.
 * `report`: the table of every `result.json` under a folder, with the
@@ -194,12 +194,11 @@ def derivation_curve(search, val, args, seed):
     archs = search.sample_policy(args.curve_samples, np.random.default_rng(2000 + seed))
     subset = evaluation_order(len(val[1]))[: args.curve_images]
     images, labels = val[0][subset], val[1][subset]
+    keys = [search.space.arch_key(a) for a in archs]
     scored = {}
-    for arch in archs:
-        key = search.space.arch_key(arch)
+    for key, arch in zip(keys, archs):
         if key not in scored:
             scored[key] = search.accuracy(images, labels, search.space.encode(arch))
-    keys = [search.space.arch_key(a) for a in archs]
     supernet = [scored[k] for k in keys]
     table = 100 * np.asarray(table_accuracies(args.table, archs))
     return {
@@ -514,53 +513,40 @@ def command_report(args):
         print(f"  reference {name}: {value:.2f}")
 
 
+def _finished(summary_path):
+    if not os.path.exists(summary_path):
+        return False
+    with open(summary_path, encoding="utf-8") as handle:
+        return bool(json.load(handle).get("finished"))
+
+
 def command_nasnet(args):
     """ENAS on the NASNet space (the CLI's `--space nasnet --weight-sharing` defaults), then
     the derived cell and `--random-cells` random cells of the same space retrained from
     scratch with one short recipe, `--seeds` seeds each, scored on the CIFAR-10 test split.
     Every part resumes: rerunning the command continues where it stopped."""
+    from nasnet_app import cli
     from nasnet_app import data as data_lib
     from nasnet_app.finetune import finetune
-    from nasnet_app.search.weight_sharing import WeightSharingSearch, enas_nasnet_space
+    from nasnet_app.search.weight_sharing import enas_nasnet_space
 
-    defaults = cli_defaults("nasnet")
     space = enas_nasnet_space()
     search_dir = os.path.join(args.out, "search")
-    summary_path = os.path.join(args.out, "search.json")
-    if not os.path.exists(summary_path):
-        train, val = load_arrays(args.data, args.cache, args.limit)
-        search = WeightSharingSearch(
-            space,
-            supernet_kwargs={
-                "filters": defaults["child_filters"],
-                "cells_per_stage": defaults["child_blocks"],
-            },
-            batch_size=defaults["child_batch_size"],
-            learning_rate=defaults["learning_rate"],
-            warmup_epochs=max(1, args.search_epochs // 4),
-            derive_samples=defaults["derive_samples"],
-            steps_per_epoch=args.steps_per_epoch,
-            seed=args.search_seed,
-        )
-        start = time.time()
-        history = search.search(
-            train,
-            val,
-            epochs=args.search_epochs,
-            directory=search_dir,
-            resume=os.path.exists(os.path.join(search_dir, "run.json")),
-        )
-        best = history.best_trial
-        record = {
-            "derived": space.to_data(space.decode(best.actions)),
-            "derived_val_accuracy": best.reward,
-            "epochs": args.search_epochs,
-            "seconds": time.time() - start,
-        }
-        with open(summary_path, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=1)
+    summary_path = os.path.join(search_dir, "summary.json")
+    if not _finished(summary_path):
+        # The user's own command, defaults and all: only the budget and the seed are given.
+        argv = ["search", "--space", "nasnet", "--weight-sharing", "--data", args.data]
+        argv += ["--out", search_dir, "--epochs", str(args.search_epochs)]
+        argv += ["--seed", str(args.search_seed)]
+        if args.steps_per_epoch:
+            argv += ["--steps-per-epoch", str(args.steps_per_epoch)]
+        if os.path.exists(os.path.join(search_dir, "run.json")):
+            argv.append("--resume")
+        code = cli.main(argv)
+        if code:
+            raise SystemExit(f"nasnet-app {' '.join(argv)} exited {code}")
     with open(summary_path, encoding="utf-8") as handle:
-        derived = space.from_data(json.load(handle)["derived"])
+        derived = space.decode(json.load(handle)["best_trial"]["actions"])
     rng = np.random.default_rng(args.random_seed)
     cells = {"enas": derived}
     for i in range(args.random_cells):
@@ -691,7 +677,6 @@ def main(argv=None):
         "nasnet", help="ENAS cell of the NASNet space against random cells, retrained"
     )
     nasnet.add_argument("--data", default=DEFAULT_DATA)
-    nasnet.add_argument("--cache", default=None, help="an .npz of the decoded split (reused)")
     nasnet.add_argument("--out", default="bench_weight_sharing_nasnet")
     nasnet.add_argument("--search-epochs", type=int, default=cli_defaults("nasnet")["epochs"])
     nasnet.add_argument("--steps-per-epoch", type=int, default=None)
@@ -705,7 +690,6 @@ def main(argv=None):
     nasnet.add_argument("--retrain-blocks", type=int, default=1)
     nasnet.add_argument("--retrain-filters", type=int, default=192)
     nasnet.add_argument("--batch-size", type=int, default=64)
-    nasnet.add_argument("--limit", type=int, default=None, help="images per split (smoke runs)")
     report = sub.add_parser("report", help="the table of the results under a folder")
     report.add_argument("folder")
     args = parser.parse_args(argv)
