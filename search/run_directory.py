@@ -125,6 +125,13 @@ class RunDirectory:
     def write_summary(self, summary):
         atomic_write_json(self.summary_path, json_safe(summary))
 
+    def read_summary(self):
+        """The last `summary.json` written, or None before the first one."""
+        if not os.path.exists(self.summary_path):
+            return None
+        with open(self.summary_path, encoding="utf-8") as handle:
+            return json.load(handle)
+
     def save_checkpoint(self, algorithm_state, runner_state):
         """Writes the algorithm state under a new name, then `state.json` naming it."""
         from nasnet_app.search.algorithms import save_state

@@ -66,3 +66,10 @@ def test_json_safe_makes_strict_json():
     data = {"a": np.float32(0.5), "b": [np.int64(3), float("nan")], "c": np.arange(2), 1: None}
     assert json_safe(data) == {"a": 0.5, "b": [3, None], "c": [0, 1], "1": None}
     json.dumps(json_safe(data), allow_nan=False)
+
+
+def test_summary_reads_back_what_was_written(tmp_path):
+    run = RunDirectory(tmp_path)
+    assert run.read_summary() is None
+    run.write_summary({"finished": True, "best_reward": np.float32(0.5)})
+    assert run.read_summary() == {"finished": True, "best_reward": 0.5}

@@ -26,8 +26,8 @@ Three parts:
   accuracy, and the correlation of each op's count with both.
 * `nasnet`: the NASNet space (ENAS micro) honestly compared: an ENAS search
   run through the CLI itself (`nasnet-app search --space nasnet
-  --weight-sharing`, its defaults: a 25k/25k split of the training images), then the derived cell and 5 random cells of the space
-  retrained from scratch with one short recipe (`nasnet_app.finetune`, 3
+  --weight-sharing`, its defaults: a 25k/25k split of the training images),
+  then the derived cell and 5 random cells of the space retrained from scratch with one short recipe (`nasnet_app.finetune`, 3
   seeds each) and scored on the CIFAR-10 test split. Resumes when rerun.
 * `report`: the table of every `result.json` under a folder, with the
   published and table references.
@@ -513,13 +513,6 @@ def command_report(args):
         print(f"  reference {name}: {value:.2f}")
 
 
-def _finished(summary_path):
-    if not os.path.exists(summary_path):
-        return False
-    with open(summary_path, encoding="utf-8") as handle:
-        return bool(json.load(handle).get("finished"))
-
-
 def command_nasnet(args):
     """ENAS on the NASNet space (the CLI's `--space nasnet --weight-sharing` defaults), then
     the derived cell and `--random-cells` random cells of the same space retrained from
@@ -528,25 +521,25 @@ def command_nasnet(args):
     from nasnet_app import cli
     from nasnet_app import data as data_lib
     from nasnet_app.finetune import finetune
+    from nasnet_app.search.run_directory import RunDirectory
     from nasnet_app.search.weight_sharing import enas_nasnet_space
 
     space = enas_nasnet_space()
     search_dir = os.path.join(args.out, "search")
-    summary_path = os.path.join(search_dir, "summary.json")
-    if not _finished(summary_path):
+    search_run = RunDirectory(search_dir)
+    if not (search_run.read_summary() or {}).get("finished"):
         # The user's own command, defaults and all: only the budget and the seed are given.
         argv = ["search", "--space", "nasnet", "--weight-sharing", "--data", args.data]
         argv += ["--out", search_dir, "--epochs", str(args.search_epochs)]
         argv += ["--seed", str(args.search_seed)]
         if args.steps_per_epoch:
             argv += ["--steps-per-epoch", str(args.steps_per_epoch)]
-        if os.path.exists(os.path.join(search_dir, "run.json")):
+        if search_run.has_run():
             argv.append("--resume")
         code = cli.main(argv)
         if code:
             raise SystemExit(f"nasnet-app {' '.join(argv)} exited {code}")
-    with open(summary_path, encoding="utf-8") as handle:
-        derived = space.decode(json.load(handle)["best_trial"]["actions"])
+    derived = space.decode(search_run.read_summary()["best_trial"]["actions"])
     rng = np.random.default_rng(args.random_seed)
     cells = {"enas": derived}
     for i in range(args.random_cells):
