@@ -211,13 +211,6 @@ def switch_recomputed(index, x, functions):
 
     return run(x)
 
-    def check_actions(self, actions):
-        """A valid action list of the space as an int32 tensor."""
-        return tf.constant(self.space.check_actions(list(np.asarray(actions).tolist())), tf.int32)
-
-    def get_config(self):
-        return {"space": self.space.get_config(), "input_shape": self.image_shape}
-
 
 class NASBench201Supernet(Supernet):
     """The NAS-Bench-201 network with every edge holding all candidate operations.
