@@ -27,8 +27,9 @@ Three parts:
 * `nasnet`: the NASNet space (ENAS micro) honestly compared: an ENAS search
   run through the CLI itself (`nasnet-app search --space nasnet
   --weight-sharing`, its defaults: a 25k/25k split of the training images),
-  then the derived cell and 5 random cells of the space retrained from scratch with one short recipe (`nasnet_app.finetune`, 3
-  seeds each) and scored on the CIFAR-10 test split. Resumes when rerun.
+  then the derived cell and 5 random cells of the space retrained from
+  scratch with one short recipe (`nasnet_app.finetune`, 3 seeds each) and
+  scored on the CIFAR-10 test split. Resumes when rerun.
 * `report`: the table of every `result.json` under a folder, with the
   published and table references.
 
