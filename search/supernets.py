@@ -85,18 +85,20 @@ class BatchStatNormalization(layers.Layer):
 
     def call(self, x):
         if x.shape.rank == 4:
-            # The fused kernel (what Keras's BatchNormalization runs in training) is
-            # several times faster on CPU than moments plus elementwise ops.
             channels = tf.shape(x)[-1:]
             scale = self.gamma if self.affine else tf.ones(channels, x.dtype)
             offset = self.beta if self.affine else tf.zeros(channels, x.dtype)
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                x, scale, offset, epsilon=self.epsilon, is_training=True
-            )
-            return y
+            return _batch_stat_norm(x, scale, offset, self.epsilon)
         mean, variance = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)), keepdims=True)
         y = (x - mean) * tf.math.rsqrt(variance + self.epsilon)
         return y * self.gamma + self.beta if self.affine else y
+
+
+def _batch_stat_norm(x, scale, offset, epsilon=BN_EPSILON):
+    # The fused kernel (what Keras's BatchNormalization runs in training) is
+    # several times faster on CPU than moments plus elementwise ops.
+    y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, scale, offset, epsilon=epsilon, is_training=True)
+    return y
 
 
 def _conv(filters, kernel, name, strides=1):
@@ -400,6 +402,60 @@ class SeparableConvOp(layers.Layer):
         return x
 
 
+def _stacked(initializer, copies):
+    """An initializer of `copies` independent draws of `initializer`, stacked on a new axis 0."""
+    initializer = keras.initializers.get(initializer)
+
+    def initialize(shape, dtype=None):
+        return tf.stack([initializer(shape[1:], dtype=dtype) for _ in range(copies)])
+
+    return initialize
+
+
+class InputIndexedSeparableConv(layers.Layer):
+    """`SeparableConvOp` with its own weights for each state its block may read.
+
+    ENAS's `micro_child` indexes every weight of a block's separable conv by
+    the chosen input (`w[prev_cell]`): the op never sees two different
+    inputs through one set of weights. `call(x, index)` gathers the slices of
+    state `index` (of `num_inputs`); the cost is the plain op's.
+    """
+
+    def __init__(self, filters, kernel, num_inputs, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel = int(filters), int(kernel)
+        self.num_inputs = _check_positive_int("num_inputs", num_inputs)
+
+    def build(self, input_shape):
+        n, k = self.num_inputs, self.kernel
+        self.stacks = []
+        channels = int(input_shape[-1])
+        for i in range(2):
+            depthwise = self.add_weight(
+                shape=(n, k, k, channels, 1),
+                initializer=_stacked("glorot_uniform", n),
+                name=f"dw{i}",
+            )
+            pointwise = self.add_weight(
+                shape=(n, 1, 1, channels, self.filters),
+                initializer=_stacked("glorot_uniform", n),
+                name=f"pw{i}",
+            )
+            gamma = self.add_weight(shape=(n, self.filters), initializer="ones", name=f"gamma{i}")
+            beta = self.add_weight(shape=(n, self.filters), initializer="zeros", name=f"beta{i}")
+            self.stacks.append((depthwise, pointwise, gamma, beta))
+            channels = self.filters
+
+    def call(self, x, index):
+        for depthwise, pointwise, gamma, beta in self.stacks:
+            x = tf.nn.depthwise_conv2d(
+                tf.nn.relu(x), tf.gather(depthwise, index), [1, 1, 1, 1], "SAME"
+            )
+            x = tf.nn.conv2d(x, tf.gather(pointwise, index), 1, "SAME")
+            x = _batch_stat_norm(x, tf.gather(gamma, index), tf.gather(beta, index))
+        return x
+
+
 class FactorizedReduce(layers.Layer):
     """ReLU and two shifted strided 1x1 convs, concatenated, then BN (halves H and W)."""
 
@@ -527,6 +583,10 @@ class NASNetMicroSupernet(Supernet):
             and whose combines are `("add",)` (default: B = 5 and `ENAS_OPS`).
         filters: F of the first stage (ENAS: 20).
         cells_per_stage: N (ENAS micro search: 2).
+        per_input_weights: give each block's separable convs a separate set
+            of weights for each state they may read
+            (`InputIndexedSeparableConv`, as ENAS's `micro_child`) instead of
+            one set shared by all inputs.
         num_classes, input_shape: of the classifier and the images.
     """
 
@@ -537,6 +597,7 @@ class NASNetMicroSupernet(Supernet):
         cells_per_stage=2,
         num_classes=10,
         input_shape=(32, 32, 3),
+        per_input_weights=False,
         **kwargs,
     ):
         space = (
@@ -552,6 +613,7 @@ class NASNetMicroSupernet(Supernet):
         super().__init__(space, input_shape, num_classes, **kwargs)
         self.filters = _check_positive_int("filters", filters)
         self.cells_per_stage = _check_positive_int("cells_per_stage", cells_per_stage)
+        self.per_input_weights = bool(per_input_weights)
         self.num_blocks = space.num_blocks
         self.stem_conv = _conv(3 * self.filters, 3, "stem_conv")
         self.stem_bn = BatchStatNormalization(name="stem_bn")
@@ -596,7 +658,10 @@ class NASNetMicroSupernet(Supernet):
                 ]
                 size //= 2
             cell["ops"] = [
-                [self._make_ops(filters, f"{prefix}_block{k}_{side}") for side in ("left", "right")]
+                [
+                    self._make_ops(filters, f"{prefix}_block{k}_{side}", 2 + k)
+                    for side in ("left", "right")
+                ]
                 for k in range(self.num_blocks)
             ]
             cells.append(cell)
@@ -604,22 +669,28 @@ class NASNetMicroSupernet(Supernet):
         self.output_states, self.output_width = inputs[-1][:2]
         return cells
 
-    def _make_ops(self, filters, prefix):
+    def _make_ops(self, filters, prefix, num_inputs):
         ops = {}
         for op in self.space.ops:
             spec = get_op(op)
-            if spec.kind == "sep_conv":
+            if spec.kind == "sep_conv" and self.per_input_weights:
+                ops[op] = InputIndexedSeparableConv(
+                    filters, spec.kernel_size, num_inputs, name=f"{prefix}_{op}"
+                )
+            elif spec.kind == "sep_conv":
                 ops[op] = SeparableConvOp(filters, spec.kernel_size, name=f"{prefix}_{op}")
             elif spec.kind == "conv" and spec.kernel_size == 1:
                 ops[op] = ReLUConvBN(filters, 1, name=f"{prefix}_{op}")
         return ops
 
-    def _apply_op(self, x, op, layer):
+    def _apply_op(self, x, op, layer, input_index):
         spec = get_op(op)
         if spec.kind == "identity":
             return x
         if spec.kind == "pool":
             return _pool(x, spec.pool, spec.kernel_size)
+        if isinstance(layer, InputIndexedSeparableConv):
+            return layer(x, input_index)
         return layer(x)
 
     def _cell(self, cell, older, newer, actions):
@@ -636,7 +707,7 @@ class NASNetMicroSupernet(Supernet):
                 used.append(index)
                 x = self._choose(index, [lambda s=s: s for s in states])
                 functions = [
-                    (lambda x, op=op, ops=ops: self._apply_op(x, op, ops.get(op)))
+                    (lambda x, op=op, ops=ops, i=index: self._apply_op(x, op, ops.get(op), i))
                     for op in self.space.ops
                 ]
                 total = total + self._choose_op(actions[base + 2 + side], x, functions)
@@ -664,6 +735,7 @@ class NASNetMicroSupernet(Supernet):
             "filters": self.filters,
             "cells_per_stage": self.cells_per_stage,
             "num_classes": self.num_classes,
+            "per_input_weights": self.per_input_weights,
         }
 
 

@@ -1,6 +1,8 @@
 import itertools
+import json
 
 import numpy as np
+import pytest
 
 from nasnet_app.search.spaces import NASBench201Space
 from tests.helpers import load_benchmark
@@ -58,3 +60,35 @@ def test_best_of_k_expectation_is_exact_over_the_draws():
         assert np.isclose(bench.best_of_k_expectation(scores, values, k), brute)
     # The pick follows the score, not the value: a misleading score picks badly.
     assert bench.best_of_k_expectation([1, 0], [0.0, 50.0], 50) < 1e-6
+
+
+def test_learn_paths_vary_only_what_the_sampling_rule_names():
+    from nasnet_app.search.spaces import NASNetCellSpace
+    from nasnet_app.search.supernets import ENAS_OPS
+
+    space = NASNetCellSpace(num_blocks=5, ops=ENAS_OPS, combines=("add",))
+    position = np.arange(len(space.random_actions(np.random.default_rng(0)))) % 5
+    for sampling, varied in (("ops", (2, 3)), ("inputs", (0, 1))):
+        stream, _ = bench.learn_paths(space, sampling, np.random.default_rng(1))
+        paths = np.array([next(stream) for _ in range(40)])
+        changes = (paths != paths[0]).any(axis=0)
+        assert changes[np.isin(position, varied)].any(), sampling
+        assert not changes[~np.isin(position, varied)].any(), sampling
+    fixed, scored = bench.learn_paths(space, "fixed", np.random.default_rng(2))
+    assert len(scored) == 1 and all(np.array_equal(next(fixed), scored[0]) for _ in range(5))
+    pool, scored = bench.learn_paths(space, "pool", np.random.default_rng(3), pool_size=3)
+    drawn = {tuple(next(pool)) for _ in range(60)}
+    assert drawn == {tuple(a) for a in scored} and len(scored) == 3
+    uniform, scored = bench.learn_paths(space, "uniform", np.random.default_rng(4), pool_size=5)
+    assert len({tuple(next(uniform)) for _ in range(20)}) > 15 and len(scored) == 5
+
+
+@pytest.mark.slow
+def test_learn_trains_the_supernet_and_writes_its_curve(tmp_path):
+    out = tmp_path / "learn.json"
+    argv = ["learn", "--space", "nasbench201", "--filters", "2", "--cells-per-stage", "1"]
+    argv += ["--steps", "4", "--window", "2", "--eval-every", "4", "--limit", "64"]
+    rows = bench.main([*argv, "--batch-size", "16", "--pool-size", "2", "--json", str(out)])
+    assert [row["step"] for row in rows] == [2, 4]
+    assert 0.0 <= rows[-1]["val_accuracy_mean"] <= rows[-1]["val_accuracy_max"] <= 1.0
+    assert json.loads(out.read_text())["results"] == rows

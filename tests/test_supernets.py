@@ -182,3 +182,26 @@ def test_batch_statistics_bn_normalises_with_the_batch_moments(affine):
     if affine:
         expected = expected * bn.gamma.numpy() + bn.beta.numpy()
     np.testing.assert_allclose(bn(tf.constant(x)).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_per_input_weights_train_only_the_slice_of_the_chosen_input():
+    space = NASNetCellSpace(num_blocks=2, ops=ENAS_OPS, combines=("add",))
+    net = NASNetMicroSupernet(
+        space, filters=4, cells_per_stage=1, input_shape=SHAPE, per_input_weights=True
+    )
+    assert net.get_config()["per_input_weights"] is True
+    actions = np.zeros(len(space.decisions()), np.int32)
+    actions[5:7] = (2, 1)  # block 1 reads states 2 and 1, both through sep_conv_3x3
+    images = np.random.default_rng(0).normal(size=(2, *SHAPE)).astype("float32")
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(net(images, actions) ** 2)
+    variables = net.trainable_variables
+    grads = dict(zip((v.path for v in variables), tape.gradient(loss, variables)))
+    left = tf.convert_to_tensor(grads[f"{net.name}/cell0_normal_block1_left_sep_conv_3x3/dw0"])
+    right = tf.convert_to_tensor(grads[f"{net.name}/cell0_normal_block1_right_sep_conv_3x3/dw0"])
+    assert _slices_touched(left) == [False, False, True]
+    assert _slices_touched(right) == [False, True, False]
+
+
+def _slices_touched(gradient):
+    return [bool(np.abs(g).max() > 0) for g in gradient.numpy()]

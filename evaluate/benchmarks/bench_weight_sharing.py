@@ -1,6 +1,6 @@
 """Benchmark of weight-sharing search (ENAS and random with weight sharing) on NAS-Bench-201.
 
-Three parts:
+Its parts:
 
 * `search`: real searches on the CIFAR-10 training images (25k/25k
   train/validation split of the training set; the test split is never read),
@@ -24,6 +24,14 @@ Three parts:
   every `--eval-every` steps the Kendall tau between supernet and table
   accuracy over random cells (all, and connected ones only), the mean path
   accuracy, and the correlation of each op's count with both.
+* `learn`: how fast the supernet's paths learn under one sampling rule
+  (`fixed`, `uniform`, `pool` of K paths, and for the NASNet space `ops` or
+  `inputs` alone redrawn), on any images (default: the bundled demo set):
+  windowed training accuracy and loss, and the held-out accuracy of the
+  paths it trains (or of K random ones); `--per-input-weights` gives the
+  NASNet supernet ENAS's separate sep-conv weights for each chosen input.
+  The reproduction of the NASNet supernet's known failure to learn under
+  changing paths.
 * `nasnet`: the NASNet space (ENAS micro) honestly compared: an ENAS search
   run through the CLI itself (`nasnet-app search --space nasnet
   --weight-sharing`, its defaults: a 25k/25k split of the training images),
@@ -38,6 +46,7 @@ Run:
     python evaluate/benchmarks/bench_weight_sharing.py search --out bench_ws --epochs 30
     python evaluate/benchmarks/bench_weight_sharing.py steps
     python evaluate/benchmarks/bench_weight_sharing.py rank --steps 3000 --sampling uniform
+    python evaluate/benchmarks/bench_weight_sharing.py learn --sampling uniform --steps 300
     python evaluate/benchmarks/bench_weight_sharing.py nasnet --out bench_ws_nasnet
     python evaluate/benchmarks/bench_weight_sharing.py report bench_ws
 """
@@ -46,7 +55,6 @@ import argparse
 import json
 import os
 import resource
-import sys
 import time
 
 import numpy as np
@@ -597,6 +605,98 @@ def command_nasnet(args):
     )
 
 
+def learn_paths(space, sampling, rng, pool_size=8):
+    """An endless stream of supernet training paths for `learn`, with the paths it scores.
+
+    `fixed`: one random architecture; `uniform`: a fresh one each step;
+    `pool`: one of `pool_size` fixed random ones; NASNet space only: `ops`
+    (inputs of one random architecture, fresh ops each step) and `inputs`
+    (its ops, fresh inputs).
+    """
+    reference = np.asarray(space.random_actions(rng))
+    mixed = {"ops": (2, 3), "inputs": (0, 1)}
+    if sampling in mixed and not hasattr(space, "num_blocks"):
+        raise SystemExit(f"--sampling {sampling} is for the NASNet space only")
+    pool = [reference] if sampling == "fixed" else None
+    if sampling == "pool":
+        pool = [np.asarray(space.random_actions(rng)) for _ in range(pool_size)]
+    scored = pool or [np.asarray(space.random_actions(rng)) for _ in range(pool_size)]
+
+    def stream():
+        while True:
+            if pool:
+                yield pool[int(rng.integers(len(pool)))]
+                continue
+            fresh = np.asarray(space.random_actions(rng))
+            if sampling in mixed:
+                keep = np.isin(np.arange(len(fresh)) % 5, mixed[sampling])
+                fresh = np.where(keep, fresh, reference)
+            yield fresh
+
+    return stream(), scored
+
+
+def command_learn(args):
+    """The supernet alone, trained on one sampling rule: how fast its paths learn."""
+    from nasnet_app.search.spaces import NASBench201Space, NASNetCellSpace
+    from nasnet_app.search.supernets import ENAS_OPS
+    from nasnet_app.search.weight_sharing import WeightSharingSearch, _augment
+
+    train, val = load_arrays(args.data, args.cache, args.limit)
+    if args.space == "nasbench201":
+        space = NASBench201Space()
+        sizes = {"channels": args.filters, "cells_per_stage": args.cells_per_stage}
+    else:
+        space = NASNetCellSpace(num_blocks=5, ops=ENAS_OPS, combines=("add",))
+        sizes = {
+            "filters": args.filters,
+            "cells_per_stage": args.cells_per_stage,
+            "per_input_weights": args.per_input_weights,
+        }
+    search = WeightSharingSearch(
+        space,
+        algorithm="random",
+        supernet_kwargs=sizes,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    search._build(args.seed)
+    rng = np.random.default_rng(args.seed)
+    paths, scored = learn_paths(space, args.sampling, rng, args.pool_size)
+    low, start, window, rows = search.min_learning_rate, time.time(), [], []
+    for step in range(1, args.steps + 1):
+        lr = low + 0.5 * (args.learning_rate - low) * (1 + np.cos(np.pi * (step - 1) / args.steps))
+        index = rng.integers(0, len(train[1]), args.batch_size)
+        batch = _augment(train[0][index], rng)
+        window.append(search.train_on_batch(batch, train[1][index], next(paths), lr))
+        if step % args.window and step != args.steps:
+            continue
+        loss, accuracy = np.mean(window, axis=0)
+        row = {"step": step, "loss": float(loss), "train_accuracy": float(accuracy)}
+        if step % args.eval_every == 0 or step == args.steps:
+            scores = [search.accuracy(val[0], val[1], a) for a in scored]
+            row["val_accuracy_mean"] = float(np.mean(scores))
+            row["val_accuracy_max"] = float(np.max(scores))
+        row["seconds"] = time.time() - start
+        rows.append(row)
+        window = []
+        val_text = (
+            f" val mean {row['val_accuracy_mean']:.3f} max {row['val_accuracy_max']:.3f}"
+            if "val_accuracy_mean" in row
+            else ""
+        )
+        print(
+            f"step {step}: loss {loss:.3f} train acc {accuracy:.3f}{val_text}"
+            f" [{row['seconds']:.0f}s]",
+            flush=True,
+        )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"config": vars(args), "results": rows}, handle, indent=1)
+    return rows
+
+
 def cli_defaults(space="nasbench201"):
     """`nasnet-app search --space SPACE --weight-sharing`'s defaults (one source)."""
     from nasnet_app.cli.search import WEIGHT_SHARING_DEFAULTS, WEIGHT_SHARING_NB201_DEFAULTS
@@ -684,6 +784,29 @@ def main(argv=None):
     nasnet.add_argument("--retrain-blocks", type=int, default=1)
     nasnet.add_argument("--retrain-filters", type=int, default=192)
     nasnet.add_argument("--batch-size", type=int, default=64)
+    learn = sub.add_parser("learn", help="how fast the supernet's paths learn, per sampling rule")
+    learn.add_argument("--space", choices=["nasnet", "nasbench201"], default="nasnet")
+    learn.add_argument("--data", default="demo", help="images (default: the bundled demo set)")
+    learn.add_argument("--cache", default=None, help="an .npz of the decoded split (reused)")
+    learn.add_argument(
+        "--sampling", choices=["fixed", "uniform", "pool", "ops", "inputs"], default="uniform"
+    )
+    learn.add_argument("--pool-size", type=int, default=8, help="paths of --sampling pool")
+    learn.add_argument("--steps", type=int, default=600)
+    learn.add_argument("--window", type=int, default=25)
+    learn.add_argument("--eval-every", type=int, default=200)
+    learn.add_argument("--filters", type=int, default=8)
+    learn.add_argument("--cells-per-stage", type=int, default=2)
+    learn.add_argument("--batch-size", type=int, default=64)
+    learn.add_argument("--learning-rate", type=float, default=0.05)
+    learn.add_argument(
+        "--per-input-weights",
+        action="store_true",
+        help="NASNet space: separate sep-conv weights per chosen input (ENAS micro_child)",
+    )
+    learn.add_argument("--seed", type=int, default=0)
+    learn.add_argument("--limit", type=int, default=None, help="images per split")
+    learn.add_argument("--json", default=None)
     report = sub.add_parser("report", help="the table of the results under a folder")
     report.add_argument("folder")
     args = parser.parse_args(argv)
@@ -695,6 +818,8 @@ def main(argv=None):
         command_steps(args)
     elif args.command == "nasnet":
         command_nasnet(args)
+    elif args.command == "learn":
+        return command_learn(args)
     elif args.command == "rank":
         if args.sampling == "fixed" and not args.fixed:
             parser.error("--sampling fixed needs --fixed ARCH")
@@ -704,4 +829,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
