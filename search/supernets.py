@@ -566,8 +566,9 @@ class NASNetMicroSupernet(Supernet):
     """The ENAS micro search space as one supernet (Pham et al., 2018).
 
     Stem (3x3 conv of 3F channels, BN); then N normal cells, a reduction
-    cell, N normal cells, a reduction cell, N normal cells; ReLU, global
-    pool, classifier. Filters double at each reduction. Each cell calibrates
+    cell, N normal cells, a reduction cell, N normal cells; a
+    batch-statistics normalisation of the last cell's output (no affine:
+    its width depends on the path), ReLU, global pool, classifier. Filters double at each reduction. Each cell calibrates
     its two inputs (the previous two cell outputs) to F channels (1x1 conv, or
     a factorized reduction when the older one is larger); a reduction cell
     then halves both with factorized reductions, as ENAS does, so every block
@@ -623,6 +624,11 @@ class NASNetMicroSupernet(Supernet):
                 self.cell_kinds.append("reduction")
             self.cell_kinds += ["normal"] * self.cells_per_stage
         self.cells = self._make_cells()
+        # The last cell's states differ with every path (unnormalised sums of
+        # identities, pools and convs); without a normalisation each path
+        # hands the shared classifier its own class offset, and a supernet
+        # trained on fresh paths stays at chance (README, "NASNet space").
+        self.head_bn = BatchStatNormalization(affine=False, name="head_bn")
         self.classifier = GatheredDense(
             self.num_classes, self.output_states, self.output_width, name="classifier"
         )
@@ -726,7 +732,8 @@ class NASNetMicroSupernet(Supernet):
             out = self._cell(cell, older, newer, actions[offset : offset + per_cell])
             older, newer = newer, out
         x, present = newer
-        return self.classifier(tf.reduce_mean(tf.nn.relu(x), axis=[1, 2]), present)
+        x = tf.reduce_mean(tf.nn.relu(self.head_bn(x)), axis=[1, 2])
+        return self.classifier(x, present)
 
     def get_config(self):
         return {

@@ -205,3 +205,19 @@ def test_per_input_weights_train_only_the_slice_of_the_chosen_input():
 
 def _slices_touched(gradient):
     return [bool(np.abs(g).max() > 0) for g in gradient.numpy()]
+
+
+def test_nasnet_classifier_input_is_normalised_on_every_path():
+    space = NASNetCellSpace(num_blocks=2, ops=ENAS_OPS, combines=("add",))
+    net = NASNetMicroSupernet(space, filters=4, cells_per_stage=1, input_shape=SHAPE)
+    seen = []
+    normalise = net.head_bn.call
+    net.head_bn.call = lambda x: seen.append(normalise(x)) or seen[-1]
+    rng = np.random.default_rng(1)
+    images = rng.normal(size=(4, *SHAPE)).astype("float32")
+    for _ in range(3):
+        net(images, np.asarray(net.space.random_actions(rng), np.int32))
+    assert len(seen) == 3
+    for x in seen:
+        np.testing.assert_allclose(x.numpy().mean(axis=(0, 1, 2)), 0.0, atol=1e-4)
+        np.testing.assert_allclose(x.numpy().var(axis=(0, 1, 2)), 1.0, atol=2e-2)
