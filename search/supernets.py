@@ -568,10 +568,11 @@ class NASNetMicroSupernet(Supernet):
     Stem (3x3 conv of 3F channels, BN); then N normal cells, a reduction
     cell, N normal cells, a reduction cell, N normal cells; a
     batch-statistics normalisation of the last cell's output (no affine:
-    its width depends on the path), ReLU, global pool, classifier. Filters double at each reduction. Each cell calibrates
-    its two inputs (the previous two cell outputs) to F channels (1x1 conv, or
-    a factorized reduction when the older one is larger); a reduction cell
-    then halves both with factorized reductions, as ENAS does, so every block
+    its width depends on the path), ReLU, global pool, classifier. Filters
+    double at each reduction. Each cell calibrates its two inputs (the
+    previous two cell outputs) to F channels (1x1 conv, or a factorized
+    reduction when the older one is larger); a reduction cell then halves
+    both with factorized reductions, as ENAS does, so every block
     operation runs at stride 1. Block k picks two of the 2 + k states
     (`tf.switch_case`), applies one operation to each and adds them. The
     cell output concatenates the states no block used, so its width depends
