@@ -92,3 +92,29 @@ def test_learn_trains_the_supernet_and_writes_its_curve(tmp_path):
     assert [row["step"] for row in rows] == [2, 4]
     assert 0.0 <= rows[-1]["val_accuracy_mean"] <= rows[-1]["val_accuracy_max"] <= 1.0
     assert json.loads(out.read_text())["results"] == rows
+
+
+def test_retrained_cells_of_the_nasnet_space_all_build_with_the_same_width():
+    # Cells of this space concatenate 1 to 5 unused states, so one fixed penultimate width
+    # (NASNet-A's 192 = 8 x 6 x 4) cannot build them all; F per op is what stays equal.
+    import keras
+
+    from nasnet_app import NASNet
+    from nasnet_app.search.weight_sharing import enas_nasnet_space
+
+    space = enas_nasnet_space()
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        genotype = space.decode(space.random_actions(rng))
+        penultimate = bench.retrain_penultimate(genotype, 2)
+        model = NASNet(
+            genotype,
+            num_blocks=1,
+            penultimate_filters=penultimate,
+            stem="cifar",
+            stem_filters=6,
+            input_shape=(32, 32, 3),
+            classes=10,
+        )
+        assert model.output.shape[-1] == 10
+        keras.backend.clear_session()

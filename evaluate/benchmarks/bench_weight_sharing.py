@@ -522,6 +522,14 @@ def command_report(args):
         print(f"  reference {name}: {value:.2f}")
 
 
+def retrain_penultimate(genotype, filters):
+    """The penultimate width giving every cell F = `filters` per op: the cells of this space
+    concatenate their unused states, so P = F x outputs x 4 differs from cell to cell."""
+    from nasnet_app.cells import cell_output_channels
+
+    return filters * cell_output_channels(genotype.normal, 1) * 4
+
+
 def command_nasnet(args):
     """ENAS on the NASNet space (the CLI's `--space nasnet --weight-sharing` defaults), then
     the derived cell and `--random-cells` random cells of the same space retrained from
@@ -559,8 +567,9 @@ def command_nasnet(args):
         .cached()
     )
     results = {}
-    for name, genotype in cells.items():
-        for seed in args.seeds:
+    # Seed-major, so a run stopped part-way has compared every cell on the same seeds.
+    for seed in args.seeds:
+        for name, genotype in cells.items():
             run = os.path.join(args.out, "retrain", f"{name}-seed{seed}")
             result = finetune(
                 genotype,
@@ -574,9 +583,9 @@ def command_nasnet(args):
                 validation_split="test",
                 model_config={
                     "num_blocks": args.retrain_blocks,
-                    "penultimate_filters": args.retrain_filters,
+                    "penultimate_filters": retrain_penultimate(genotype, args.retrain_filters),
                     "stem": "cifar",
-                    "stem_filters": args.retrain_filters // 8,
+                    "stem_filters": 3 * args.retrain_filters,
                 },
                 drop_path_keep_prob=1.0,
                 resume=os.path.exists(os.path.join(run, "state.json")),
@@ -782,7 +791,9 @@ def main(argv=None):
     nasnet.add_argument("--test-per-class", type=int, default=1000)
     nasnet.add_argument("--retrain-epochs", type=int, default=10)
     nasnet.add_argument("--retrain-blocks", type=int, default=1)
-    nasnet.add_argument("--retrain-filters", type=int, default=192)
+    nasnet.add_argument(
+        "--retrain-filters", type=int, default=8, help="F: filters per op in the first stack"
+    )
     nasnet.add_argument("--batch-size", type=int, default=64)
     learn = sub.add_parser("learn", help="how fast the supernet's paths learn, per sampling rule")
     learn.add_argument("--space", choices=["nasnet", "nasbench201"], default="nasnet")
