@@ -100,19 +100,20 @@ def test_retrained_cells_of_the_nasnet_space_all_build_with_the_same_width():
     import keras
 
     from nasnet_app import NASNet
+    from nasnet_app.presets import child_architecture
     from nasnet_app.search.weight_sharing import enas_nasnet_space
 
     space = enas_nasnet_space()
     rng = np.random.default_rng(0)
     for _ in range(4):
         genotype = space.decode(space.random_actions(rng))
-        penultimate = bench.retrain_penultimate(genotype, 2)
+        child = child_architecture(genotype, num_blocks=1, filters=2)
         model = NASNet(
             genotype,
-            num_blocks=1,
-            penultimate_filters=penultimate,
+            num_blocks=child.num_blocks,
+            penultimate_filters=child.penultimate_filters,
             stem="cifar",
-            stem_filters=6,
+            stem_filters=child.stem_filters,
             input_shape=(32, 32, 3),
             classes=10,
         )

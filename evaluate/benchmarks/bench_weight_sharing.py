@@ -522,14 +522,6 @@ def command_report(args):
         print(f"  reference {name}: {value:.2f}")
 
 
-def retrain_penultimate(genotype, filters):
-    """The penultimate width giving every cell F = `filters` per op: the cells of this space
-    concatenate their unused states, so P = F x outputs x 4 differs from cell to cell."""
-    from nasnet_app.cells import cell_output_channels
-
-    return filters * cell_output_channels(genotype.normal, 1) * 4
-
-
 def command_nasnet(args):
     """ENAS on the NASNet space (the CLI's `--space nasnet --weight-sharing` defaults), then
     the derived cell and `--random-cells` random cells of the same space retrained from
@@ -538,6 +530,7 @@ def command_nasnet(args):
     from nasnet_app import cli
     from nasnet_app import data as data_lib
     from nasnet_app.finetune import finetune
+    from nasnet_app.presets import child_architecture
     from nasnet_app.search.run_directory import RunDirectory
     from nasnet_app.search.weight_sharing import enas_nasnet_space
 
@@ -571,6 +564,9 @@ def command_nasnet(args):
     for seed in args.seeds:
         for name, genotype in cells.items():
             run = os.path.join(args.out, "retrain", f"{name}-seed{seed}")
+            # The search's own proxy child at F filters per op: cells of this space
+            # concatenate 1 to 5 unused states, so their penultimate widths differ.
+            child = child_architecture(genotype, args.retrain_blocks, args.retrain_filters)
             result = finetune(
                 genotype,
                 images,
@@ -582,10 +578,10 @@ def command_nasnet(args):
                 augment=data_lib.Augment(cutout=16),
                 validation_split="test",
                 model_config={
-                    "num_blocks": args.retrain_blocks,
-                    "penultimate_filters": retrain_penultimate(genotype, args.retrain_filters),
+                    "num_blocks": child.num_blocks,
+                    "penultimate_filters": child.penultimate_filters,
                     "stem": "cifar",
-                    "stem_filters": 3 * args.retrain_filters,
+                    "stem_filters": child.stem_filters,
                 },
                 drop_path_keep_prob=1.0,
                 resume=os.path.exists(os.path.join(run, "state.json")),
