@@ -82,6 +82,7 @@ ENAS_SETTINGS = {
 ALGORITHMS = ("enas", "random")
 PRESETS = {"enas": ENAS_SETTINGS}
 RUN_KIND = "weight_sharing"
+DERIVATION_SETTINGS = ("derive_samples", "derive_images")
 
 
 def _fail(field, expectation, value):
@@ -216,7 +217,8 @@ class WeightSharingSearch:
             the training images).
         derive_samples: K, the architectures scored at the end.
         derive_images: validation images used to score each of them
-            (default: the whole validation split).
+            (default: the whole validation split). Both may change when a
+            run is resumed: resuming a finished run derives it again.
         training_ops: the ops the uniformly sampled training paths draw from
             (warm-up and the random arm; default: all of the space's). The
             search space stays whole: derivation and controller sample every
@@ -614,7 +616,10 @@ class WeightSharingSearch:
             )
         saved = json_safe(info.get("algorithm_config"))
         current = json_safe(self.get_config())
-        saved.pop("supernet", None), current.pop("supernet", None)
+        # The derivation runs after the last epoch and touches no saved state, so a
+        # finished run can be derived again with other settings.
+        for key in ("supernet", *DERIVATION_SETTINGS):
+            saved.pop(key, None), current.pop(key, None)
         if json_safe(info.get("space")) != json_safe(self.space.get_config()) or saved != current:
             raise ValueError(
                 f"Cannot resume {run_dir.path}: it was started with another space or settings "
@@ -764,10 +769,11 @@ class WeightSharingSearch:
                 candidate, scored[key], scored[key], self.epochs, "derive", len(labels)
             )
             history.append(trial)
-        self._write_summary(history, finished=True)
+        derivation = {"samples": self.derive_samples, "images": int(len(labels))}
+        self._write_summary(history, finished=True, derivation=derivation)
 
     # ----------------------------------------------------------------- state
-    def _write_summary(self, history, finished):
+    def _write_summary(self, history, finished, derivation=None):
         if self.run_dir is None:
             return
         summary = {
@@ -782,6 +788,8 @@ class WeightSharingSearch:
             "objective": {"name": "reward", "direction": "max", "transform": "identity"},
             "epoch_logs": history.epochs,
         }
+        if derivation:
+            summary["derivation"] = derivation
         self.run_dir.write_summary(summary)
 
     def get_state(self):

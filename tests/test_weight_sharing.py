@@ -233,3 +233,30 @@ def test_resume_refuses_supernet_weights_of_another_shape(enas_run, tmp_path):
     save_state(path, state)
     with pytest.raises(ValueError, match=r"Cannot resume .*supernet.* of shape \(1, 2, 3\)"):
         _search().search(_data(), _data(seed=1), epochs=3, directory=directory, resume=True)
+
+
+def test_finished_run_derives_again_with_other_derivation_settings(enas_run, tmp_path):
+    import shutil
+
+    directory = tmp_path / "run"
+    shutil.copytree(enas_run[3], directory)
+    before = [t.actions for t in enas_run[1].trials if t.metrics["phase"] == "derive"]
+
+    def derive(**settings):
+        history = _search(**settings).search(
+            _data(), _data(seed=1), epochs=2, directory=directory, resume=True, verbose=0
+        )
+        return [t for t in history.trials if t.metrics["phase"] == "derive"]
+
+    # Nothing retrained: the restored policy draws the first run's candidates again.
+    fewer_images = derive(derive_images=20)
+    assert [t.actions for t in fewer_images] == before
+    assert {t.metrics["val_images"] for t in fewer_images} == {20}
+    assert len(derive(derive_samples=6)) == 6
+    summary = json.loads((directory / "summary.json").read_text())
+    assert summary["derivation"] == {"samples": 6, "images": 48}
+    assert summary["epochs_done"] == 2
+    with pytest.raises(ValueError, match="another space or settings"):
+        _search(batch_size=4).search(
+            _data(), _data(seed=1), epochs=2, directory=directory, resume=True, verbose=0
+        )

@@ -31,6 +31,12 @@ def test_nasbench201_weight_sharing_search_and_resume(tmp_path, capsys):
     assert "derived architecture" in capsys.readouterr().out
     assert main(["search", "--out", str(out), "--resume", "--verbose", "0"]) == 0
     assert json.loads((out / "summary.json").read_text())["best_trial"]["arch_key"] == arch
+    capsys.readouterr()
+    again = ["--derive-samples", "3", "--derive-images", "5"]
+    assert main(["search", "--out", str(out), "--resume", "--verbose", "0", *again]) == 0
+    assert "best of 3 on 5 validation images" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["derivation"] == {"samples": 3, "images": 5}
 
 
 def test_random_arm_from_the_shell(tmp_path):

@@ -731,7 +731,7 @@ def main(argv=None):
     search.add_argument("--warmup-epochs", type=int, default=None)
     search.add_argument("--steps-per-epoch", type=int, default=None)
     search.add_argument("--derive-samples", type=int, default=defaults["derive_samples"])
-    search.add_argument("--derive-images", type=int, default=None)
+    search.add_argument("--derive-images", type=int, default=defaults.get("derive_images"))
     search.add_argument("--tau-cells", type=int, default=200)
     search.add_argument("--tau-images", type=int, default=1000)
     search.add_argument("--limit", type=int, default=None, help="images per split (smoke runs)")

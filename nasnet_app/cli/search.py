@@ -37,6 +37,9 @@ RESUME_OVERRIDES = (
     "max_children_per_worker",
     "verbose",
     "tensorboard",
+    # Weight sharing: the derivation runs after the last epoch (a finished run derives again).
+    "derive_samples",
+    "derive_images",
 )
 DEFAULTS = {
     "algorithm": "reinforce",
@@ -458,6 +461,12 @@ def _add_weight_sharing_arguments(parser):
         "--derive-samples", type=POSITIVE, help="architectures scored at the end (default 10)"
     )
     group.add_argument(
+        "--derive-images",
+        type=POSITIVE,
+        help="validation images that score each of them (default: all); --resume of a "
+        "finished run with other --derive-samples / --derive-images derives it again",
+    )
+    group.add_argument(
         "--training-ops",
         nargs="+",
         metavar="OP",
@@ -520,6 +529,7 @@ def _run_weight_sharing(settings, args):
         warmup_epochs=settings.get("warmup_epochs", max(1, epochs // 4)),
         steps_per_epoch=settings.get("steps_per_epoch"),
         derive_samples=settings.get("derive_samples", 10),
+        derive_images=settings.get("derive_images"),
         training_ops=settings.get("training_ops"),
         seed=settings["seed"],
     )
@@ -541,8 +551,9 @@ def _run_weight_sharing(settings, args):
         verbose=settings["verbose"],
     )
     best = history.best_trial
+    images = best.metrics["val_images"]
     print(
-        f"derived architecture (best of {len(history.trials)} on {len(val[1])} validation "
+        f"derived architecture (best of {len(history.trials)} on {images} validation "
         f"images): {best.arch_key} - supernet validation accuracy {best.reward:.4f}"
     )
     print(f"summary: {os.path.join(args.out, 'summary.json')}")
