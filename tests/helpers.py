@@ -237,3 +237,16 @@ def image_folder(root, classes=2, per_class=6, size=32):
             pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(folder / f"{i}.png")
     return root
+
+
+def popen_interruptible(argv, **kwargs):
+    """`subprocess.Popen(argv)` whose child takes Ctrl-C even when the tests run in the
+    background: a shell starts background jobs with SIGINT ignored, and Python keeps an
+    ignored SIGINT ignored, so the child would never see the test's SIGINT."""
+    import signal
+    import subprocess
+
+    def default_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    return subprocess.Popen(argv, preexec_fn=default_sigint, **kwargs)

@@ -119,3 +119,23 @@ def test_retrained_cells_of_the_nasnet_space_all_build_with_the_same_width():
         )
         assert model.output.shape[-1] == 10
         keras.backend.clear_session()
+
+
+def test_report_counts_the_whole_training_of_resumed_runs(tmp_path, capsys):
+    def result(seed, table, call_seconds):
+        folder = tmp_path / f"enas-seed{seed}"
+        folder.mkdir()
+        row = {
+            "arm": "enas", "seed": seed, "epochs_done": 2, "derived_arch": "|a|",
+            "derived_table_accuracy": table, "kendall_tau": 0.5, "search_seconds": call_seconds,
+            "policy": [{"policy_table_accuracy": 0.87}, {"policy_table_accuracy": 0.9}],
+            "epoch_logs": [{"seconds": 100.0}, {"seconds": 50.0}],
+        }  # fmt: skip
+        (folder / "result.json").write_text(json.dumps(row))
+
+    result(0, 93.5, 20.0)  # derived again after a finished run: the call only derived
+    result(1, 92.5, 170.0)
+    bench.main(["report", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[-2:] == ["150", "20"]
+    assert "enas: derived mean 93.00 +- 0.50 over 2" in lines

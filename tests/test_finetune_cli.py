@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from nasnet_app.cli import main
+from tests import helpers
 
 
 @pytest.fixture()
@@ -152,7 +153,7 @@ def test_sigint_prints_the_resume_command(folder, tmp_path):
     run = tmp_path / "run"
     argv = ["finetune", "--data", folder, "--model", start, "--out", str(run), "--epochs", "10000"]
     argv += ["--batch-size", "4", "--quiet"]
-    process = subprocess.Popen(
+    process = helpers.popen_interruptible(
         [sys.executable, "-m", "nasnet_app.cli", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -259,7 +259,7 @@ def test_sigint_prints_the_resume_command_and_resume_continues(tmp_path):
     out = tmp_path / "run"
     argv = ["--space", "nasbench201", "--table", TABLE, "--trials", "15000", "--out", str(out)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen(
+    process = helpers.popen_interruptible(
         [sys.executable, "-m", "nasnet_app.cli", "search", *argv, "--verbose", "0"],
         env=env,
         stdout=subprocess.PIPE,

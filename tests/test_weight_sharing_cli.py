@@ -72,3 +72,6 @@ def test_nasbench201_defaults_are_the_ranked_supernet(tmp_path):
     run = json.loads((out / "run.json").read_text())["algorithm_config"]
     assert run["supernet"]["channels"] == 16 and run["supernet"]["cells_per_stage"] == 1
     assert run["training_ops"] == ["skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    assert run["derive_images"] == 5000 and run["derive_samples"] == 2  # --derive-samples given
+    settings = json.loads((out / "cli_args.json").read_text())
+    assert settings["derive_samples"] == 2 and settings["warmup_epochs"] == 0

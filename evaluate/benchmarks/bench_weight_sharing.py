@@ -488,14 +488,21 @@ def command_report(args):
             with open(os.path.join(root, "result.json"), encoding="utf-8") as handle:
                 rows.append(json.load(handle))
     rows.sort(key=lambda r: (r["arm"], r["seed"]))
-    print("arm     seed epochs  derived(table %)  policy E[table %] first->last  tau   wall s")
+    # "epochs s" adds up the epochs' own times, so a resumed or re-derived run counts its
+    # whole training; "call s" is the last call's wall time (derivation included).
+    print(
+        "arm     seed epochs  derived(table %)  policy E[table %] first->last  tau   "
+        "epochs s  call s"
+    )
     for r in rows:
         policy = r["policy"]
         first = 100 * policy[0]["policy_table_accuracy"] if policy else float("nan")
         last = 100 * policy[-1]["policy_table_accuracy"] if policy else float("nan")
+        epochs_seconds = sum(e.get("seconds", 0.0) for e in r.get("epoch_logs", []))
         print(
             f"{r['arm']:<7} {r['seed']:>4} {r['epochs_done']:>6}  {r['derived_table_accuracy']:>15.2f}"
-            f"  {first:>11.2f} -> {last:<6.2f}  {r['kendall_tau']:>5.3f}  {r['search_seconds']:>6.0f}"
+            f"  {first:>11.2f} -> {last:<6.2f}  {r['kendall_tau']:>5.3f}  {epochs_seconds:>8.0f}"
+            f"  {r['search_seconds']:>6.0f}"
         )
         print(f"        derived {r['derived_arch']}")
         curve = r.get("derivation_curve")
