@@ -176,32 +176,59 @@ class Supernet(keras.Model):
 
 
 def switch_recomputed(index, x, functions):
-    """`tf.switch_case(index, [f(x) for f in functions])` whose backward recomputes the branch taken.
+    """`tf.switch_case(index, [f(x) for f in functions])` whose backward runs only the branch taken.
 
     The gradient of a plain `switch_case` makes its forward pass output every
     intermediate of every branch (zero tensors for those not taken), which on
     a block of five candidate ops costs more than running the chosen op
-    twice: the backward is itself a `switch_case` that reruns only the chosen
-    op under a tape (zero gradients for the variables of the others).
+    twice. Here the backward is itself a `switch_case`: a plain function is
+    rerun under a tape; a branch with `num_saved`, `forward_saving(x)` and
+    `backward_saved(dy, saved)` (`SeparableConvOp`) hands its intermediates
+    out of the forward `switch_case` and computes its gradients from them
+    without rerunning. The variables of the branches not taken get zeros.
     """
+    slots = max([getattr(f, "num_saved", 0) for f in functions])
+
+    def forward(function):
+        def branch():
+            if hasattr(function, "forward_saving"):
+                y, saved = function.forward_saving(x)
+            else:
+                y, saved = function(x), []
+            # Slots a branch does not fill hold `x` itself: no copy, never read.
+            return [y, *saved, *[x] * (slots - len(saved))]
+
+        return branch
 
     @tf.custom_gradient
     def run(x):
-        y = tf.switch_case(index, [lambda f=f: f(x) for f in functions])
+        y, *saved = tf.switch_case(index, [forward(f) for f in functions])
 
         def grad(dy, variables=None):
             variables = list(variables or [])
+            keys = [_variable_key(v) for v in variables]
+
+            def recomputed(function):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    out = function(x)
+                sources = [x, *variables]
+                return tape.gradient(out, sources, output_gradients=dy)
+
+            def from_saved(function):
+                dx, pairs = function.backward_saved(dy, saved[: function.num_saved])
+                grads = [None] * len(variables)
+                for variable, gradient in pairs:
+                    grads[keys.index(_variable_key(variable))] = gradient
+                return [dx, *grads]
 
             def backward(function):
                 def branch():
-                    with tf.GradientTape() as tape:
-                        tape.watch(x)
-                        out = function(x)
-                    sources = [x, *variables]
-                    grads = tape.gradient(out, sources, output_gradients=dy)
+                    saves = hasattr(function, "backward_saved")
+                    grads = from_saved(function) if saves else recomputed(function)
                     return [
                         tf.zeros_like(s) if g is None else tf.convert_to_tensor(g)
-                        for g, s in zip(grads, sources)
+                        for g, s in zip(grads, [x, *variables])
                     ]
 
                 return branch
@@ -212,6 +239,17 @@ def switch_recomputed(index, x, functions):
         return y, grad
 
     return run(x)
+
+
+def _variable_key(variable):
+    """One key for a Keras variable, its `tf.Variable` and (under a distribution
+    strategy) the distributed variable and each of its components."""
+    if isinstance(variable, keras.Variable):
+        variable = variable.value
+    container = getattr(variable, "_distributed_container", None)
+    if container is not None:
+        variable = container()
+    return id(variable)
 
 
 class NASBench201Supernet(Supernet):
@@ -380,7 +418,15 @@ def copy_supernet_weights(supernet, child):
 
 
 class SeparableConvOp(layers.Layer):
-    """(ReLU -> depthwise k x k -> pointwise 1x1 -> BN) twice (ENAS / NASNet `sep_conv_kxk`)."""
+    """(ReLU -> depthwise k x k -> pointwise 1x1 -> BN) twice (ENAS / NASNet `sep_conv_kxk`).
+
+    `forward_saving` and `backward_saved` let `switch_recomputed` keep the
+    intermediates of the forward pass instead of rerunning it in the
+    backward: per half the ReLU output, the depthwise output, the pointwise
+    output and the fused BN's saved statistics.
+    """
+
+    num_saved = 12
 
     def __init__(self, filters, kernel, **kwargs):
         super().__init__(**kwargs)
@@ -400,6 +446,66 @@ class SeparableConvOp(layers.Layer):
         for depthwise, pointwise, bn in self.parts:
             x = bn(pointwise(depthwise(tf.nn.relu(x))))
         return x
+
+    def forward_saving(self, x):
+        """`call(x)` and the 12 tensors `backward_saved` needs."""
+        saved = []
+        for depthwise, pointwise, bn in self.parts:
+            relu = tf.nn.relu(x)
+            spatial = tf.nn.depthwise_conv2d(relu, depthwise.kernel, [1, 1, 1, 1], "SAME")
+            mixed = tf.nn.conv2d(spatial, pointwise.kernel, 1, "SAME")
+            empty = tf.constant([], x.dtype)
+            x, _, _, *reserves = tf.raw_ops.FusedBatchNormV3(
+                x=mixed,
+                scale=bn.gamma,
+                offset=bn.beta,
+                mean=empty,
+                variance=empty,
+                epsilon=bn.epsilon,
+                is_training=True,
+            )
+            saved += [relu, spatial, mixed, *reserves]
+        return x, saved
+
+    def backward_saved(self, dy, saved):
+        """The gradient of `call` from `forward_saving`'s tensors: (dx, [(variable, grad)])."""
+        pairs = []
+        for i in (1, 0):
+            depthwise, pointwise, bn = self.parts[i]
+            relu, spatial, mixed, *reserves = saved[6 * i : 6 * i + 6]
+            dmixed, dgamma, dbeta, _, _ = tf.raw_ops.FusedBatchNormGradV3(
+                y_backprop=dy,
+                x=mixed,
+                scale=bn.gamma,
+                reserve_space_1=reserves[0],
+                reserve_space_2=reserves[1],
+                reserve_space_3=reserves[2],
+                epsilon=bn.epsilon,
+                is_training=True,
+            )
+            kernel = tf.convert_to_tensor(pointwise.kernel)
+            dspatial = tf.compat.v1.nn.conv2d_backprop_input(
+                tf.shape(spatial), kernel, dmixed, [1, 1, 1, 1], "SAME"
+            )
+            dpointwise = tf.compat.v1.nn.conv2d_backprop_filter(
+                spatial, tf.shape(kernel), dmixed, [1, 1, 1, 1], "SAME"
+            )
+            kernel = tf.convert_to_tensor(depthwise.kernel)
+            drelu = tf.nn.depthwise_conv2d_backprop_input(
+                tf.shape(relu), kernel, dspatial, [1, 1, 1, 1], "SAME"
+            )
+            ddepthwise = tf.nn.depthwise_conv2d_backprop_filter(
+                relu, tf.shape(kernel), dspatial, [1, 1, 1, 1], "SAME"
+            )
+            # relu > 0 exactly where its input is: the ReLU's gradient from its output.
+            dy = tf.raw_ops.ReluGrad(gradients=drelu, features=relu)
+            pairs += [
+                (bn.gamma, dgamma),
+                (bn.beta, dbeta),
+                (pointwise.kernel, dpointwise),
+                (depthwise.kernel, ddepthwise),
+            ]
+        return dy, pairs
 
 
 def _stacked(initializer, copies):
@@ -690,15 +796,19 @@ class NASNetMicroSupernet(Supernet):
                 ops[op] = ReLUConvBN(filters, 1, name=f"{prefix}_{op}")
         return ops
 
-    def _apply_op(self, x, op, layer, input_index):
+    def _op_function(self, op, layer, input_index):
+        """The branch of `op` for `switch_recomputed` (a `SeparableConvOp`
+        keeps what its backward needs; the others are rerun in the backward:
+        a pooling's gradient is fastest beside its own forward, whose
+        workspace oneDNN reuses)."""
         spec = get_op(op)
         if spec.kind == "identity":
-            return x
+            return lambda x: x
         if spec.kind == "pool":
-            return _pool(x, spec.pool, spec.kernel_size)
+            return lambda x: _pool(x, spec.pool, spec.kernel_size)
         if isinstance(layer, InputIndexedSeparableConv):
-            return layer(x, input_index)
-        return layer(x)
+            return lambda x: layer(x, input_index)
+        return layer
 
     def _cell(self, cell, older, newer, actions):
         """`older` and `newer` are (tensor, indices of its present states); so is the result."""
@@ -713,10 +823,7 @@ class NASNetMicroSupernet(Supernet):
                 index = actions[base + side]
                 used.append(index)
                 x = self._choose(index, [lambda s=s: s for s in states])
-                functions = [
-                    (lambda x, op=op, ops=ops, i=index: self._apply_op(x, op, ops.get(op), i))
-                    for op in self.space.ops
-                ]
+                functions = [self._op_function(op, ops.get(op), index) for op in self.space.ops]
                 total = total + self._choose_op(actions[base + 2 + side], x, functions)
             states.append(total)
         used = tf.reduce_max(tf.one_hot(tf.stack(used), len(states)), axis=0)

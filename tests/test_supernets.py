@@ -11,7 +11,9 @@ from nasnet_app.search.supernets import (
     GatheredConv,
     NASBench201Supernet,
     NASNetMicroSupernet,
+    SeparableConvOp,
     _concat_present,
+    _pool,
     build_nasbench201_child,
     build_supernet,
     copy_supernet_weights,
@@ -154,6 +156,39 @@ def test_switch_recomputed_has_the_gradients_of_a_plain_switch():
         # Only the chosen branch's variables get gradients.
         nonzero = [float(tf.reduce_sum(tf.abs(g))) > 0 for g in got[1:]]
         assert nonzero == [i // 2 == index for i in range(6)]
+
+
+def test_saved_branches_have_the_gradients_of_a_plain_switch():
+    """Branches that keep their intermediates (no rerun in the backward) give
+    the gradients autodiff gives, beside a plain rerun function."""
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 8, 8, 6)).astype("float32"))
+    separable = [SeparableConvOp(6, k, name=f"sep{k}") for k in (3, 5)]
+    for op in separable:
+        op(x)
+    pools = [lambda x, kind=kind: _pool(x, kind, 3) for kind in ("avg", "max")]
+    functions = [*separable, *pools, tf.identity, tf.nn.relu]
+    variables = [v for op in separable for v in op.trainable_variables]
+
+    @tf.function
+    def gradients(index, saved):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            if saved:
+                y = switch_recomputed(index, x, functions)
+            else:
+                y = tf.switch_case(index, [lambda f=f: f(x) for f in functions])
+            loss = tf.reduce_sum(y * tf.range(1.0, 7.0)) + tf.reduce_sum(y**2)
+        grads = tape.gradient(loss, [x, *variables])
+        return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, [x, *variables])]
+
+    for index in range(len(functions)):
+        expected = gradients(tf.constant(index), False)
+        got = gradients(tf.constant(index), True)
+        for e, g in zip(expected, got):
+            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-5)
+        assert float(tf.reduce_sum(tf.abs(got[0]))) > 0
+        nonzero = [float(tf.reduce_sum(tf.abs(g))) > 0 for g in got[1:]]
+        assert nonzero == [i // 8 == index for i in range(16)]
 
 
 def test_gathered_conv_equals_a_conv_over_the_zero_masked_concatenation():
