@@ -6,8 +6,10 @@ The architecture is an int tensor argument of `call(images, actions)` (the
 space's action list); every choice is a `tf.switch_case`, which runs only the
 chosen branch, so one `tf.function` trace serves every architecture at the
 cost of the chosen child. The choice of an operation goes through
-`switch_recomputed`, whose backward reruns only the chosen operation (a plain
-`switch_case` gradient would keep every branch's intermediates). All layers
+`switch_recomputed`, whose backward runs only the chosen operation: a
+separable convolution from the intermediates its forward kept, the others
+rerun (a plain `switch_case` gradient would keep every branch's
+intermediates). All layers
 are built in the constructor (every branch runs once on a dummy batch),
 before any trace.
 
@@ -168,7 +170,7 @@ class Supernet(keras.Model):
         return tf.switch_case(index, branches)
 
     def _choose_op(self, index, x, functions):
-        """`functions[index](x)`; its gradient recomputes the chosen branch (`switch_recomputed`)."""
+        """`functions[index](x)`; its gradient runs only the chosen branch (`switch_recomputed`)."""
         if self._building:
             outputs = [function(x) for function in functions]
             return outputs[0]
