@@ -128,13 +128,9 @@ def test_build_supernet_checks_the_space():
         NASBench201Supernet(channels=4, cells_per_stage=1, input_shape=(16, 16))
 
 
-def test_switch_recomputed_has_the_gradients_of_a_plain_switch():
-    layers = [tf.keras.layers.Dense(3, name=f"branch{i}") for i in range(3)]
-    x = tf.constant(np.random.default_rng(0).normal(size=(4, 5)).astype("float32"))
-    for layer in layers:
-        layer.build(x.shape)
-    variables = [v for layer in layers for v in layer.trainable_variables]
-    functions = [lambda x, layer=layer: tf.nn.relu(layer(x)) ** 2 for layer in layers]
+def _switch_gradients(x, functions, variables, loss):
+    """A `tf.function` (index, recomputed) -> gradients of `loss(y)` for x and
+    `variables`, through `switch_recomputed` or through a plain `switch_case`."""
 
     @tf.function
     def gradients(index, recomputed):
@@ -144,9 +140,23 @@ def test_switch_recomputed_has_the_gradients_of_a_plain_switch():
                 y = switch_recomputed(index, x, functions)
             else:
                 y = tf.switch_case(index, [lambda f=f: f(x) for f in functions])
-            loss = tf.reduce_sum(y * tf.range(1.0, 4.0))
-        grads = tape.gradient(loss, [x, *variables])
+            value = loss(y)
+        grads = tape.gradient(value, [x, *variables])
         return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, [x, *variables])]
+
+    return gradients
+
+
+def test_switch_recomputed_has_the_gradients_of_a_plain_switch():
+    layers = [tf.keras.layers.Dense(3, name=f"branch{i}") for i in range(3)]
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 5)).astype("float32"))
+    for layer in layers:
+        layer.build(x.shape)
+    variables = [v for layer in layers for v in layer.trainable_variables]
+    functions = [lambda x, layer=layer: tf.nn.relu(layer(x)) ** 2 for layer in layers]
+    gradients = _switch_gradients(
+        x, functions, variables, lambda y: tf.reduce_sum(y * tf.range(1.0, 4.0))
+    )
 
     for index in range(3):
         expected = gradients(tf.constant(index), False)
@@ -168,18 +178,12 @@ def test_saved_branches_have_the_gradients_of_a_plain_switch():
     pools = [lambda x, kind=kind: _pool(x, kind, 3) for kind in ("avg", "max")]
     functions = [*separable, *pools, tf.identity, tf.nn.relu]
     variables = [v for op in separable for v in op.trainable_variables]
-
-    @tf.function
-    def gradients(index, saved):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            if saved:
-                y = switch_recomputed(index, x, functions)
-            else:
-                y = tf.switch_case(index, [lambda f=f: f(x) for f in functions])
-            loss = tf.reduce_sum(y * tf.range(1.0, 7.0)) + tf.reduce_sum(y**2)
-        grads = tape.gradient(loss, [x, *variables])
-        return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, [x, *variables])]
+    gradients = _switch_gradients(
+        x,
+        functions,
+        variables,
+        lambda y: tf.reduce_sum(y * tf.range(1.0, 7.0)) + tf.reduce_sum(y**2),
+    )
 
     for index in range(len(functions)):
         expected = gradients(tf.constant(index), False)

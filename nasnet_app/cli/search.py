@@ -436,8 +436,8 @@ WEIGHT_SHARING_DEFAULTS = {
 # `none`, against +0.04 with C = 8, N = 2 without `none`, and -0.16 with all ops.
 # 60 epochs (15 of warm-up) and K = 50 candidates scored on 5,000 validation images:
 # derived cell 93.04 +- 0.45 table accuracy over 3 seeds, against 92.10 +- 0.75 with
-# 30 epochs and K = 10 on all 25,000 (the same scoring cost); 74-99 min a run on the
-# loaded 2-core CPU (README: weight sharing, measured).
+# 30 epochs and K = 10 on all 25,000 (the same scoring cost); 69-99 min a run on the
+# loaded 2-core CPU, about 35 min idle (README: weight sharing, measured).
 WEIGHT_SHARING_NB201_DEFAULTS = {
     "epochs": 60,
     "child_filters": 16,
@@ -450,6 +450,10 @@ WEIGHT_SHARING_ALGORITHMS = {"reinforce": "enas", "random": "random"}
 
 
 def _add_weight_sharing_arguments(parser):
+    # The help's defaults come from the dictionaries above, so they cannot drift.
+    base = WEIGHT_SHARING_DEFAULTS
+    nb201 = {**WEIGHT_SHARING_DEFAULTS, **WEIGHT_SHARING_NB201_DEFAULTS}
+    sizes = ("child_filters", "child_blocks", "child_batch_size")
     group = parser.add_argument_group(
         "weight sharing (--weight-sharing: ENAS; children are paths through one supernet)"
     )
@@ -459,8 +463,9 @@ def _add_weight_sharing_arguments(parser):
         default=None,
         help="ENAS: alternate supernet epochs (--epochs) and controller updates; "
         "--algorithm random: uniform sampling with the same supernet; --child-filters, "
-        "--child-blocks, --child-batch-size size the supernet (defaults: 8, 2, 64 and 30 epochs; "
-        "nasbench201: 16, 1, 64 and 60 epochs)",
+        f"--child-blocks, --child-batch-size size the supernet (defaults: "
+        f"{', '.join(str(base[k]) for k in sizes)} and {base['epochs']} epochs; nasbench201: "
+        f"{', '.join(str(nb201[k]) for k in sizes)} and {nb201['epochs']} epochs)",
     )
     group.add_argument(
         "--warmup-epochs", type=COUNT, help="uniform sampling before controller updates"
@@ -468,12 +473,14 @@ def _add_weight_sharing_arguments(parser):
     group.add_argument(
         "--derive-samples",
         type=POSITIVE,
-        help="architectures scored at the end (default 10; nasbench201: 50)",
+        help=f"architectures scored at the end (default {base['derive_samples']}; "
+        f"nasbench201: {nb201['derive_samples']})",
     )
     group.add_argument(
         "--derive-images",
         type=POSITIVE,
-        help="validation images that score each of them (default: all; nasbench201: 5000); "
+        help="validation images that score each of them (default: all; nasbench201: "
+        f"{nb201['derive_images']}); "
         "--resume of a finished run with other --derive-samples / --derive-images derives "
         "it again",
     )
