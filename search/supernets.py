@@ -5,13 +5,14 @@ path through the supernet, so a child costs one minibatch, not a training run.
 The architecture is an int tensor argument of `call(images, actions)` (the
 space's action list); every choice is a `tf.switch_case`, which runs only the
 chosen branch, so one `tf.function` trace serves every architecture at the
-cost of the chosen child. The choice of an operation goes through
-`switch_recomputed`, whose backward runs only the chosen operation: a
-separable convolution from the intermediates its forward kept, the others
-rerun (a plain `switch_case` gradient would keep every branch's
-intermediates). All layers
-are built in the constructor (every branch runs once on a dummy batch),
-before any trace.
+cost of the chosen child. The choice of an operation has a backward that
+runs only the chosen operation (`switch_recomputed`): a separable
+convolution from the intermediates its forward kept, the others rerun (a
+plain `switch_case` gradient would keep every branch's intermediates). A
+NASNet cell has one backward for all its blocks (`cell_blocks`), so the
+choice of a block's inputs costs no zero gradients for the states not
+read. All layers are built in the constructor (every branch runs once on a
+dummy batch), before any trace.
 
 BatchNorm in a supernet always normalises with the statistics of the batch
 (`BatchStatNormalization`): moving averages would mix the statistics of all
@@ -163,12 +164,6 @@ class Supernet(keras.Model):
         finally:
             self._building = False
 
-    def _choose(self, index, branches):
-        if self._building:
-            outputs = [branch() for branch in branches]
-            return outputs[0]
-        return tf.switch_case(index, branches)
-
     def _choose_op(self, index, x, functions):
         """`functions[index](x)`; its gradient runs only the chosen branch (`switch_recomputed`)."""
         if self._building:
@@ -189,6 +184,22 @@ def switch_recomputed(index, x, functions):
     out of the forward `switch_case` and computes its gradients from them
     without rerunning. The variables of the branches not taken get zeros.
     """
+
+    @tf.custom_gradient
+    def run(x):
+        y, saved = _forward_switch(index, x, functions)
+
+        def grad(dy, variables=None):
+            dx, grads = _backward_switch(index, x, saved, dy, functions, list(variables or []))
+            return dx, grads
+
+        return y, grad
+
+    return run(x)
+
+
+def _forward_switch(index, x, functions):
+    """`functions[index](x)` and what its backward needs (`switch_recomputed`)."""
     slots = max([getattr(f, "num_saved", 0) for f in functions])
 
     def forward(function):
@@ -202,45 +213,116 @@ def switch_recomputed(index, x, functions):
 
         return branch
 
+    y, *saved = tf.switch_case(index, [forward(f) for f in functions])
+    return y, saved
+
+
+def _backward_switch(index, x, saved, dy, functions, variables):
+    """The gradients of `functions[index](x)` for `x` and `variables` (zeros
+    for those the branch taken does not read), as (dx, [grads])."""
+    keys = [_variable_key(v) for v in variables]
+
+    def recomputed(function):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = function(x)
+        return tape.gradient(out, [x, *variables], output_gradients=dy)
+
+    def from_saved(function):
+        dx, pairs = function.backward_saved(dy, saved[: function.num_saved])
+        grads = [None] * len(variables)
+        for variable, gradient in pairs:
+            grads[keys.index(_variable_key(variable))] = gradient
+        return [dx, *grads]
+
+    def backward(function):
+        def branch():
+            saves = hasattr(function, "backward_saved")
+            grads = from_saved(function) if saves else recomputed(function)
+            return [
+                tf.zeros_like(s) if g is None else tf.convert_to_tensor(g)
+                for g, s in zip(grads, [x, *variables])
+            ]
+
+        return branch
+
+    dx, *grads = tf.switch_case(index, [backward(f) for f in functions])
+    return dx, grads
+
+
+def cell_blocks(inputs, choices, functions, side_variables):
+    """The states of a cell of add-blocks: `[*inputs, *block outputs]`.
+
+    Block k reads two of the states before it, `states[i]`, applies one of
+    its candidate functions to each and adds the results. Written as
+    `switch_recomputed` calls, each state's gradient would be the sum of one
+    term for every choice that could have read it, zero tensors for all the
+    choices that did not (240 zero fills and their sums a step in the ENAS
+    supernet). Here the whole cell has one backward: it walks the blocks in
+    reverse and adds each chosen input's gradient to the one state it came
+    from, as the standalone child does.
+
+    Args:
+        inputs: the cell's input states (the same shape as every block output).
+        choices: per block side (2 a block, in order), `(input index, op
+            index)` as int scalar tensors.
+        functions: per block side, its candidate functions (as for
+            `switch_recomputed`).
+        side_variables: per block side, the variables its functions read.
+    """
+    num_inputs = len(inputs)
+    side_keys = [[_variable_key(v) for v in side] for side in side_variables]
+
     @tf.custom_gradient
-    def run(x):
-        y, *saved = tf.switch_case(index, [forward(f) for f in functions])
+    def run(*inputs):
+        # Identities so the cell's inputs are outputs too: their gradients
+        # from outside seed the backward's sums (no zero fills).
+        states = [tf.identity(s) for s in inputs]
+        records = []
+        for block in range(len(choices) // 2):
+            outputs = []
+            for side in (2 * block, 2 * block + 1):
+                input_index, op_index = choices[side]
+                x = tf.switch_case(input_index, [lambda s=s: s for s in states])
+                y, saved = _forward_switch(op_index, x, functions[side])
+                records.append((x, saved))
+                outputs.append(y)
+            states.append(outputs[0] + outputs[1])
 
-        def grad(dy, variables=None):
+        def grad(*upstream, variables=None):
             variables = list(variables or [])
-            keys = [_variable_key(v) for v in variables]
+            position = {_variable_key(v): i for i, v in enumerate(variables)}
+            sums = [tf.zeros_like(s) if g is None else g for g, s in zip(upstream, states)]
+            var_grads = [None] * len(variables)
+            for side in reversed(range(len(choices))):
+                input_index, op_index = choices[side]
+                x, saved = records[side]
+                dy = sums[num_inputs + side // 2]
+                dx, grads = _backward_switch(
+                    op_index, x, saved, dy, functions[side], side_variables[side]
+                )
+                readable = num_inputs + side // 2
+                sums[:readable] = _add_at(input_index, sums[:readable], dx)
+                for key, g in zip(side_keys[side], grads):
+                    # Eagerly, only the branches taken read (and list) their variables.
+                    i = position.get(key)
+                    if i is not None:
+                        var_grads[i] = g if var_grads[i] is None else var_grads[i] + g
+            var_grads = [tf.zeros_like(v) if g is None else g for g, v in zip(var_grads, variables)]
+            return sums[:num_inputs], var_grads
 
-            def recomputed(function):
-                with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    out = function(x)
-                sources = [x, *variables]
-                return tape.gradient(out, sources, output_gradients=dy)
+        return states, grad
 
-            def from_saved(function):
-                dx, pairs = function.backward_saved(dy, saved[: function.num_saved])
-                grads = [None] * len(variables)
-                for variable, gradient in pairs:
-                    grads[keys.index(_variable_key(variable))] = gradient
-                return [dx, *grads]
+    return run(*inputs)
 
-            def backward(function):
-                def branch():
-                    saves = hasattr(function, "backward_saved")
-                    grads = from_saved(function) if saves else recomputed(function)
-                    return [
-                        tf.zeros_like(s) if g is None else tf.convert_to_tensor(g)
-                        for g, s in zip(grads, [x, *variables])
-                    ]
 
-                return branch
+def _add_at(index, tensors, value):
+    """`tensors` with `value` added to `tensors[index]`; the others pass through uncopied."""
 
-            grads = tf.switch_case(index, [backward(f) for f in functions])
-            return grads[0], grads[1:]
+    def branch(j):
+        return lambda: [t + value if i == j else t for i, t in enumerate(tensors)]
 
-        return y, grad
-
-    return run(x)
+    return tf.switch_case(index, [branch(j) for j in range(len(tensors))])
 
 
 def _variable_key(variable):
@@ -817,20 +899,31 @@ class NASNetMicroSupernet(Supernet):
         states = [cell["newer"](*newer), cell["older"](*older)]
         if cell["kind"] == "reduction":
             states = [reduce(s) for reduce, s in zip(cell["reduce"], states)]
-        used = []
+        choices, functions, side_variables = [], [], []
         for k, sides in enumerate(cell["ops"]):
-            base = 5 * k
-            total = 0
             for side, ops in enumerate(sides):
-                index = actions[base + side]
-                used.append(index)
-                x = self._choose(index, [lambda s=s: s for s in states])
-                functions = [self._op_function(op, ops.get(op), index) for op in self.space.ops]
-                total = total + self._choose_op(actions[base + 2 + side], x, functions)
-            states.append(total)
+                input_index = actions[5 * k + side]
+                choices.append((input_index, actions[5 * k + 2 + side]))
+                functions.append(
+                    [self._op_function(op, ops.get(op), input_index) for op in self.space.ops]
+                )
+                side_variables.append([v for op in ops.values() for v in op.trainable_variables])
+        if self._building:
+            states = self._build_blocks(states, choices, functions)
+        else:
+            states = cell_blocks(states, choices, functions, side_variables)
+        used = [input_index for input_index, _ in choices]
         used = tf.reduce_max(tf.one_hot(tf.stack(used), len(states)), axis=0)
         unused = tf.cast(used < 0.5, tf.int32)
         return _concat_present(states, unused), tf.cast(tf.where(unused > 0)[:, 0], tf.int32)
+
+    def _build_blocks(self, states, choices, functions):
+        """Every candidate of every block side, run once (eagerly) to build its layers."""
+        states = list(states)
+        for left, right in zip(functions[::2], functions[1::2]):
+            outputs = [[function(states[0]) for function in side] for side in (left, right)]
+            states.append(outputs[0][0] + outputs[1][0])
+        return states
 
     def call(self, images, actions):
         actions = tf.cast(actions, tf.int32)

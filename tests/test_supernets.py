@@ -16,6 +16,7 @@ from nasnet_app.search.supernets import (
     _pool,
     build_nasbench201_child,
     build_supernet,
+    cell_blocks,
     copy_supernet_weights,
     switch_recomputed,
 )
@@ -268,3 +269,67 @@ def test_nasnet_classifier_input_is_normalised_on_every_path():
     for x in seen:
         np.testing.assert_allclose(x.numpy().mean(axis=(0, 1, 2)), 0.0, atol=1e-4)
         np.testing.assert_allclose(x.numpy().var(axis=(0, 1, 2)), 1.0, atol=2e-2)
+
+
+def _plain_cell_blocks(inputs, choices, functions, side_variables):
+    """`cell_blocks` written with plain `switch_case`s and autodiff: the reference."""
+    states = list(inputs)
+    for block in range(len(choices) // 2):
+        outputs = []
+        for side in (2 * block, 2 * block + 1):
+            input_index, op_index = choices[side]
+            x = tf.switch_case(input_index, [lambda s=s: s for s in states])
+            candidates = functions[side]
+            outputs.append(tf.switch_case(op_index, [lambda f=f, x=x: f(x) for f in candidates]))
+        states.append(outputs[0] + outputs[1])
+    return states
+
+
+def test_cell_backward_has_the_gradients_of_plain_switches():
+    """The whole-cell backward of `cell_blocks` gives the cell's inputs and
+    every candidate's variables the gradients autodiff gives through plain
+    `switch_case`s, for any choice of inputs and operations."""
+    rng = np.random.default_rng(0)
+    inputs = [tf.constant(rng.normal(size=(4, 8, 8, 6)).astype("float32")) for _ in range(2)]
+    num_blocks = 3
+    functions, side_variables = [], []
+    for side in range(2 * num_blocks):
+        separable = [SeparableConvOp(6, k, name=f"side{side}_sep{k}") for k in (3, 5)]
+        for op in separable:
+            op(inputs[0])
+        pools = [lambda x, kind=kind: _pool(x, kind, 3) for kind in ("avg", "max")]
+        functions.append([*separable, *pools, tf.identity])
+        side_variables.append([v for op in separable for v in op.trainable_variables])
+    variables = [v for side in side_variables for v in side]
+
+    def gradient_function(blocks):
+        @tf.function
+        def gradients(actions):
+            choices = [(actions[2 * side], actions[2 * side + 1]) for side in range(6)]
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                states = blocks(inputs, choices, functions, side_variables)
+                weights = tf.range(1.0, 1.0 + len(states))
+                loss = sum(
+                    w * tf.reduce_sum(s * s[..., :1]) for w, s in zip(tf.unstack(weights), states)
+                )
+            grads = tape.gradient(loss, [*inputs, *variables])
+            return [
+                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                for g, v in zip(grads, [*inputs, *variables])
+            ]
+
+        return gradients
+
+    fast, plain = gradient_function(cell_blocks), gradient_function(_plain_cell_blocks)
+    for _ in range(8):
+        actions = []
+        for side in range(2 * num_blocks):
+            actions += [rng.integers(0, 2 + side // 2), rng.integers(0, 5)]
+        actions = tf.constant(actions, tf.int32)
+        got, expected = fast(actions), plain(actions)
+        for g, e in zip(got, expected):
+            # Sums of thousands taken in another order: float32 noise scales with the tensor.
+            scale = float(np.max(np.abs(e.numpy()))) + 1.0
+            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-4, atol=1e-5 * scale)
+        assert all(float(tf.reduce_sum(tf.abs(g))) > 0 for g in got[:2])
