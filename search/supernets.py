@@ -190,8 +190,7 @@ def switch_recomputed(index, x, functions):
         y, saved = _forward_switch(index, x, functions)
 
         def grad(dy, variables=None):
-            dx, grads = _backward_switch(index, x, saved, dy, functions, list(variables or []))
-            return dx, grads
+            return _backward_switch(index, x, saved, dy, functions, list(variables or []))
 
         return y, grad
 
@@ -297,12 +296,11 @@ def cell_blocks(inputs, choices, functions, side_variables):
             for side in reversed(range(len(choices))):
                 input_index, op_index = choices[side]
                 x, saved = records[side]
-                dy = sums[num_inputs + side // 2]
+                output = num_inputs + side // 2  # this side's block; it reads only states before it
                 dx, grads = _backward_switch(
-                    op_index, x, saved, dy, functions[side], side_variables[side]
+                    op_index, x, saved, sums[output], functions[side], side_variables[side]
                 )
-                readable = num_inputs + side // 2
-                sums[:readable] = _add_at(input_index, sums[:readable], dx)
+                sums[:output] = _add_at(input_index, sums[:output], dx)
                 for key, g in zip(side_keys[side], grads):
                     # Eagerly, only the branches taken read (and list) their variables.
                     i = position.get(key)
