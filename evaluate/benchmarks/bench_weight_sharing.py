@@ -537,6 +537,7 @@ def command_nasnet(args):
     from nasnet_app import cli
     from nasnet_app import data as data_lib
     from nasnet_app.finetune import finetune
+    from nasnet_app.io_utils import atomic_write_json
     from nasnet_app.presets import child_architecture
     from nasnet_app.search.run_directory import RunDirectory
     from nasnet_app.search.weight_sharing import enas_nasnet_space
@@ -567,10 +568,19 @@ def command_nasnet(args):
         .cached()
     )
     results = {}
+    # Retraining checkpoints are too large to commit; this small record is what lets a
+    # fresh clone skip the retrainings that finished.
+    finished_path = os.path.join(args.out, "retrain_finished.json")
+    finished = _read_json(finished_path)
     # Seed-major, so a run stopped part-way has compared every cell on the same seeds.
     for seed in args.seeds:
         for name, genotype in cells.items():
-            run = os.path.join(args.out, "retrain", f"{name}-seed{seed}")
+            key = f"{name}-seed{seed}"
+            if key in finished:
+                results.setdefault(name, []).append(finished[key])
+                print(f"{name} seed {seed}: test {finished[key]:.2f} % (recorded)", flush=True)
+                continue
+            run = os.path.join(args.out, "retrain", key)
             # The search's own proxy child at F filters per op: cells of this space
             # concatenate 1 to 5 unused states, so their penultimate widths differ.
             child = child_architecture(genotype, args.retrain_blocks, args.retrain_filters)
@@ -596,6 +606,8 @@ def command_nasnet(args):
                 verbose=0,
             )
             results.setdefault(name, []).append(100 * result.history[-1]["val_accuracy"])
+            finished[key] = results[name][-1]
+            atomic_write_json(finished_path, finished)
             print(f"{name} seed {seed}: test {results[name][-1]:.2f} %", flush=True)
     report = {
         "cells": {name: space.to_data(g) for name, g in cells.items()},
@@ -615,6 +627,13 @@ def command_nasnet(args):
             *report["random_cells_mean"]
         )
     )
+
+
+def _read_json(path):
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def learn_paths(space, sampling, rng, pool_size=8):
