@@ -105,7 +105,10 @@ def test_endpoints_have_slim_names():
     points = model.endpoints(images(1))
     expected = ["Stem", "Cell_0", "Reduction_Cell_0", "Cell_1", "Reduction_Cell_1", "Cell_2"]
     assert list(points)[:6] == expected
-    np.testing.assert_allclose(points["Logits"], model.predict(images(1), verbose=0), rtol=1e-5)
+    # Eager endpoints and the traced predict sum in different orders: a logit near zero
+    # differs by ~5e-8, so the tolerance needs an absolute part.
+    logits = model.predict(images(1), verbose=0)
+    np.testing.assert_allclose(points["Logits"], logits, rtol=1e-5, atol=1e-6)
 
 
 def test_weight_map_keys_are_stable_and_cover_every_weight():
