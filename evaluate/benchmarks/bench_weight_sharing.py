@@ -567,7 +567,6 @@ def command_nasnet(args):
         .subset({"train": args.train_per_class, "test": args.test_per_class}, seed=0)
         .cached()
     )
-    results = {}
     # Retraining checkpoints are too large to commit; this small record is what lets a
     # fresh clone skip the retrainings that finished.
     finished_path = os.path.join(args.out, "retrain_finished.json")
@@ -577,7 +576,6 @@ def command_nasnet(args):
         for name, genotype in cells.items():
             key = f"{name}-seed{seed}"
             if key in finished:
-                results.setdefault(name, []).append(finished[key])
                 print(f"{name} seed {seed}: test {finished[key]:.2f} % (recorded)", flush=True)
                 continue
             run = os.path.join(args.out, "retrain", key)
@@ -605,10 +603,10 @@ def command_nasnet(args):
                 seed=seed,
                 verbose=0,
             )
-            results.setdefault(name, []).append(100 * result.history[-1]["val_accuracy"])
-            finished[key] = results[name][-1]
+            finished[key] = 100 * result.history[-1]["val_accuracy"]
             atomic_write_json(finished_path, finished)
-            print(f"{name} seed {seed}: test {results[name][-1]:.2f} %", flush=True)
+            print(f"{name} seed {seed}: test {finished[key]:.2f} %", flush=True)
+    results = {name: [finished[f"{name}-seed{seed}"] for seed in args.seeds] for name in cells}
     report = {
         "cells": {name: space.to_data(g) for name, g in cells.items()},
         "test_accuracy": results,
